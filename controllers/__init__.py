@@ -1,0 +1,1 @@
+"""Built-in controller plugins (installed as emobench.controllers, registered by entry points)."""

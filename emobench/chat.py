@@ -1,0 +1,42 @@
+"""Turning an SEV doc into the prompt a model sees.
+
+Models with a chat template get it (with the generation prompt). Base models without one get a
+documented plain-text format, and generation also stops where the model would start a new turn:
+
+    System: <system message>
+
+    User: <scenario>
+    <event>
+
+    Assistant:
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emobench.controller import NEUTRAL_SYSTEM
+from emobench.data import user_message
+
+PLAIN_STOP = ["\nUser:", "\nSystem:"]
+
+
+def base_messages(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """The chat every controller starts from: the neutral system turn, then the user turn."""
+    return [
+        {"role": "system", "content": NEUTRAL_SYSTEM},
+        {"role": "user", "content": user_message(doc["scenario"], doc["event"])},
+    ]
+
+
+def plain_format(messages: list[dict[str, str]]) -> str:
+    parts = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
+    return "\n\n".join([*parts, "Assistant:"])
+
+
+def render(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[str]]:
+    """(prompt text, extra stop sequences) for this tokenizer."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text, []
+    return plain_format(messages), list(PLAIN_STOP)

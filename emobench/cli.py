@@ -1,0 +1,245 @@
+"""`emobench`: lm-eval's command line plus emobench's own flags and subcommands.
+
+Every `lm_eval run` flag works unchanged; emobench adds --controller, --controller_args and
+--classifier, defaults --model to `emobench` (the embedded model when no pretrained= is given),
+finds its own tasks without --include_path, and prints an expression-accuracy table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from emobench.errors import EmoBenchError
+
+log = logging.getLogger("emobench")
+
+DEFAULT_BATCH_SIZE = "16"
+OWN_COMMANDS = ("list", "train-classifier", "leaderboard")
+
+
+def _task_dir() -> str:
+    from emobench.tasks import task_dir
+
+    return str(task_dir())
+
+
+def _with_own_tasks(include_path: Any) -> list[str]:
+    paths = [_task_dir()]
+    if isinstance(include_path, str) and include_path:
+        paths += [p for p in include_path.split(":") if p]
+    elif isinstance(include_path, list):
+        paths += include_path
+    return paths
+
+
+@contextlib.contextmanager
+def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[None]:
+    """Add emobench's record to the results lm-eval saves, and keep them for the final table.
+
+    lm-eval's `run` looks up `lm_eval.simple_evaluate` when it runs, so wrapping that attribute
+    for the duration of the call is enough; every flag and output of `run` stays lm-eval's own.
+    """
+    import lm_eval
+
+    original = lm_eval.simple_evaluate
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        results = original(*args, **kwargs)
+        if results is not None:
+            results["emobench"] = extra
+            store["results"] = results
+        return results
+
+    lm_eval.simple_evaluate = wrapped
+    try:
+        yield
+    finally:
+        lm_eval.simple_evaluate = original
+
+
+def _fingerprint(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _run(args: argparse.Namespace) -> None:
+    from lm_eval._cli.run import Run
+
+    from emobench import __version__, embedded
+    from emobench.classify import DEFAULT_CLASSIFIER
+    from emobench.controller import create_controller
+    from emobench.registry import CLASSIFIERS, load_class
+    from emobench.report import run_table
+
+    if not args.tasks:
+        raise EmoBenchError("no task given; try: emobench --tasks sev_emotion --controller prompt")
+    args.model = args.model or "emobench"
+    args.include_path = _with_own_tasks(args.include_path)
+    classifier = args.classifier or os.environ.get("EMOBENCH_CLASSIFIER") or DEFAULT_CLASSIFIER
+    load_class(CLASSIFIERS, classifier)  # fail before the model loads, not after generating
+    os.environ["EMOBENCH_CLASSIFIER"] = classifier
+
+    controller_spec: dict[str, Any] = {"name": "none (model is not emobench)", "args": {}}
+    if args.model == "emobench":
+        import emobench.model  # noqa: F401  (registers the lm-eval model "emobench")
+
+        controller = create_controller(args.controller, **(args.controller_args or {}))
+        controller_spec = controller.spec()
+        model_args = dict(args.model_args or {})
+        model_args.setdefault("pretrained", embedded.DEFAULT_PRETRAINED)
+        model_args["controller"] = args.controller
+        if args.controller_args:
+            model_args["controller_args"] = json.dumps(args.controller_args, sort_keys=True)
+        args.model_args = model_args
+        if not hasattr(args, "batch_size"):
+            args.batch_size = DEFAULT_BATCH_SIZE
+        if args.device is None:
+            import torch
+
+            args.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if args.use_cache:
+            # lm-eval keys its cache on the task's request, which is the same for every
+            # controller; a per-controller file keeps one controller's replies from another's run.
+            args.use_cache = f"{args.use_cache}-{args.controller}-{_fingerprint(controller_spec)}"
+    elif args.controller != "none" or args.controller_args:
+        raise EmoBenchError(
+            f"--controller needs --model emobench (got --model {args.model}); "
+            "drop --model or use --model emobench --model_args pretrained=<HF id or local dir>"
+        )
+
+    extra = {
+        "emobench_version": __version__,
+        "model": (args.model_args or {}).get("pretrained", args.model)
+        if isinstance(args.model_args, dict)
+        else args.model,
+        "controller": controller_spec,
+        "controller_args_given": dict(args.controller_args or {}),
+        "classifier": {"name": classifier},
+    }
+    for own in ("controller", "controller_args", "classifier"):
+        delattr(args, own)  # lm-eval's config rejects flags it does not know
+    store: dict[str, Any] = {}
+    with _capture_results(store, extra):
+        Run._execute(args)
+    results = store.get("results")
+    if results is not None and "sev_emotion" in results.get("results", {}):
+        print()
+        print(run_table(results))
+
+
+def _list(args: argparse.Namespace) -> None:
+    from tabulate import tabulate
+
+    from emobench.registry import CLASSIFIERS, CONTROLLERS, installed
+
+    group = {"controllers": CONTROLLERS, "classifiers": CLASSIFIERS}[args.what]
+    rows = [[p.name, p.target, p.distribution] for p in installed(group).values()]
+    print(tabulate(rows, headers=[args.what[:-1], "entry point", "package"]))
+
+
+def _train_classifier(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from emobench.classify.minilm import default_head
+    from emobench.classify.train import train
+
+    out = Path(args.out) if args.out else default_head()
+    meta = train(out)
+    print(f"wrote {out} and {out.with_suffix('.json').name}")
+    print(
+        f"grouped 5-fold CV accuracy {100 * meta['grouped_cv_accuracy']:.2f} %; held-out "
+        f"{meta['heldout']['file']} accuracy {100 * meta['heldout']['accuracy']:.2f} % "
+        f"(n={meta['heldout']['n']})"
+    )
+
+
+def _leaderboard(args: argparse.Namespace) -> None:
+    from emobench.leaderboard.render import collect, write_all
+
+    rows = collect(args.paths)
+    if not rows:
+        raise EmoBenchError(
+            f"no emobench results under {', '.join(args.paths)}; run "
+            "`emobench --tasks sev_emotion --output_path DIR` first"
+        )
+    print(write_all(rows, args.out))
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    from lm_eval._cli import HarnessCLI
+    from lm_eval._cli.utils import MergeDictAction
+
+    cli = HarnessCLI()
+    parser: argparse.ArgumentParser = cli._parser
+    parser.prog = "emobench"
+    parser.description = "emobench: emotion-control benchmark (an lm-eval superset)"
+    subparsers = cli._subparsers
+    run = subparsers.choices["run"]
+    run.prog = "emobench run"
+    group = run.add_argument_group("emobench")
+    group.add_argument(
+        "--controller",
+        default="none",
+        metavar="<name>",
+        help="controller plugin (emobench list controllers), or package.module:Class; default none",
+    )
+    group.add_argument(
+        "--controller_args",
+        default=None,
+        nargs="+",
+        action=MergeDictAction,
+        metavar="<arg>",
+        help="controller arguments as key=val (recorded in the results)",
+    )
+    group.add_argument(
+        "--classifier",
+        default=None,
+        metavar="<name>",
+        help="emotion classifier plugin that scores the generations (default minilm)",
+    )
+    run.set_defaults(func=_run)
+
+    lst = subparsers.add_parser("list", help="list installed emobench plugins")
+    lst.add_argument("what", choices=["controllers", "classifiers"])
+    lst.set_defaults(func=_list)
+
+    tc = subparsers.add_parser("train-classifier", help="retrain the minilm classifier head")
+    tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
+    tc.set_defaults(func=_train_classifier)
+
+    lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")
+    lb.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")
+    lb.add_argument("--out", default=None, help="directory for leaderboard.{md,csv,json,html}")
+    lb.set_defaults(func=_leaderboard)
+    return parser, dict(subparsers.choices)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from lm_eval.utils import setup_logging
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser, commands = build_parser()
+    # As lm_eval does: flags with no subcommand mean `run`.
+    if argv and argv[0] not in commands and argv[0] not in ("-h", "--help"):
+        argv.insert(0, "run")
+    args = parser.parse_args(argv)
+    setup_logging()
+    if args.command in ("ls", "validate"):
+        args.include_path = _with_own_tasks(getattr(args, "include_path", None))
+    try:
+        args.func(args)
+    except EmoBenchError as exc:
+        print(f"emobench: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

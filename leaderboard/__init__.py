@@ -1,0 +1,1 @@
+"""Leaderboard rendering: terminal, Markdown, CSV, JSON and HTML from emobench results files."""

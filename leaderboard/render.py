@@ -1,0 +1,119 @@
+"""Collect emobench results files into leaderboard rows and render them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from emobench import EMOTIONS, VALENCES
+from emobench.metrics import task_metrics
+
+TASK = "sev_emotion"
+COLUMNS = ["model", "controller", "controller_args", "classifier", "n", "acc",
+           *[f"acc_{e}" for e in EMOTIONS], *[f"acc_{v}" for v in VALENCES], "date", "file"]
+
+
+def _result_files(paths: Iterable[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found += sorted(p.rglob("results_*.json"))
+    return found
+
+
+def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any] | None:
+    info = results.get("emobench")
+    if not info or TASK not in results.get("results", {}):
+        return None
+    metrics = task_metrics(results, TASK)
+    controller = info.get("controller", {})
+    return {
+        "model": info.get("model", "?"),
+        "controller": controller.get("name", "?"),
+        "controller_args": json.dumps(controller.get("args") or {}, sort_keys=True),
+        "classifier": info.get("classifier", {}).get("name", "?"),
+        "n": results.get("n-samples", {}).get(TASK, {}).get("effective"),
+        **{k: metrics.get(k) for k in COLUMNS if k.startswith("acc")},
+        "date": results.get("date"),
+        "file": source,
+    }
+
+
+def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """One row per (model, controller + args, classifier, n): the newest run wins."""
+    newest: dict[tuple, dict[str, Any]] = {}
+    for path in _result_files(paths):
+        try:
+            results = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        row = row_from_results(results, str(path))
+        if row is None:
+            continue
+        key = (row["model"], row["controller"], row["controller_args"], row["classifier"], row["n"])
+        if key not in newest or (row["date"] or 0) >= (newest[key]["date"] or 0):
+            newest[key] = row
+    return sorted(newest.values(), key=lambda r: (-(r["acc"] or 0), r["controller"]))
+
+
+def _pct(v: Any) -> str:
+    return "" if v is None else f"{100 * v:.2f}"
+
+
+def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    headers = ["rank", "controller", "args", "model", "classifier", "n", "acc %",
+               *EMOTIONS, *[v[:3] for v in VALENCES]]
+    body = []
+    for i, r in enumerate(rows, start=1):
+        args = "" if r["controller_args"] == "{}" else r["controller_args"]
+        body.append([i, r["controller"], args, r["model"], r["classifier"], r["n"], _pct(r["acc"]),
+                     *[_pct(r[f"acc_{e}"]) for e in EMOTIONS], *[_pct(r[f"acc_{v}"]) for v in VALENCES]])
+    return headers, body
+
+
+def render_terminal(rows: list[dict[str, Any]]) -> str:
+    headers, body = _display_rows(rows)
+    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def render_markdown(rows: list[dict[str, Any]]) -> str:
+    headers, body = _display_rows(rows)
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def render_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def render_html(rows: list[dict[str, Any]]) -> str:
+    from jinja2 import Environment, select_autoescape
+
+    template_text = (files("emobench.leaderboard") / "templates" / "leaderboard.html.j2").read_text()
+    env = Environment(autoescape=select_autoescape(default=True))
+    headers, body = _display_rows(rows)
+    return env.from_string(template_text).render(headers=headers, rows=body, task=TASK)
+
+
+def write_all(rows: list[dict[str, Any]], out: str | Path | None) -> str:
+    """Write leaderboard.{md,csv,json,html} to `out` (if given); return the terminal table."""
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "leaderboard.md").write_text(render_markdown(rows) + "\n")
+        (out / "leaderboard.csv").write_text(render_csv(rows))
+        (out / "leaderboard.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (out / "leaderboard.html").write_text(render_html(rows))
+    return render_terminal(rows)

@@ -1,0 +1,64 @@
+"""Hooks named by sev_emotion.yaml. lm-eval loads this file by path; the logic lives in emobench."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from lm_eval.api.filter import Filter
+
+from emobench import EMOTIONS
+from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
+from emobench.data import load_docs, user_message
+from emobench.metrics import mean_where as _mean_where
+from emobench.metrics import sample_metrics
+
+log = logging.getLogger("emobench.tasks.sev_emotion")
+
+
+def sev_test(**_metadata: Any) -> dict[str, Any]:
+    """The SEV test split as 2,880 docs (lm-eval passes --metadata and model_args; unused)."""
+    import datasets
+
+    return {"test": datasets.Dataset.from_list(load_docs("test"))}
+
+
+def doc_to_text(doc: dict[str, Any]) -> str:
+    """The user turn. The emobench model ignores this and builds the chat from the doc itself."""
+    return user_message(doc["scenario"], doc["event"])
+
+
+class ClassifyFilter(Filter):
+    """Score every generation of the task in one batched classifier call.
+
+    The classifier is $EMOBENCH_CLASSIFIER (the emobench CLI sets it from --classifier), default
+    `minilm`. Each response becomes a JSON string {text, label, probs, classifier}: a string,
+    because lm-eval writes filtered responses to the samples log with str().
+    """
+
+    def __init__(self, classifier: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.classifier_name = os.environ.get("EMOBENCH_CLASSIFIER") or classifier or DEFAULT_CLASSIFIER
+
+    def apply(self, resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
+        clf = get_classifier(self.classifier_name)
+        clf.require_labels(EMOTIONS)
+        if any(len(r) != 1 for r in resps):
+            log.warning("sev_emotion scores the first of several responses per doc (repeats > 1)")
+        texts = [r[0] for r in resps]
+        scored = clf.classify(texts)
+        name = clf.spec()["name"]
+        return [
+            json.dumps({"text": t, **s, "classifier": name}, ensure_ascii=False)
+            for t, s in zip(texts, scored, strict=True)
+        ]
+
+
+def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
+    return sample_metrics(doc, json.loads(results[0]))
+
+
+def mean_where(items: list[float | None]) -> float:
+    return _mean_where(items)
