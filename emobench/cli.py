@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from emobench.errors import EmoBenchError
 log = logging.getLogger("emobench")
 
 DEFAULT_BATCH_SIZE = "16"
-OWN_COMMANDS = ("list", "train-classifier", "leaderboard")
+OWN_TASKS = ("sev_emotion",)
 
 
 def _task_dir() -> str:
@@ -65,10 +64,6 @@ def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[N
         lm_eval.simple_evaluate = original
 
 
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def _run(args: argparse.Namespace) -> None:
     from lm_eval._cli.run import Run
 
@@ -105,9 +100,10 @@ def _run(args: argparse.Namespace) -> None:
 
             args.device = "cuda" if torch.cuda.is_available() else "cpu"
         if args.use_cache:
-            # lm-eval keys its cache on the task's request, which is the same for every
-            # controller; a per-controller file keeps one controller's replies from another's run.
-            args.use_cache = f"{args.use_cache}-{args.controller}-{_fingerprint(controller_spec)}"
+            # lm-eval's cache keys replies on the request text, which is the same for all six
+            # target emotions of a situation; the emobench journal keys on the doc and controller.
+            model_args["journal"] = f"{args.use_cache}.emobench-journal.jsonl"
+            args.use_cache = None
     elif args.controller != "none" or args.controller_args:
         raise EmoBenchError(
             f"--controller needs --model emobench (got --model {args.model}); "
@@ -126,8 +122,18 @@ def _run(args: argparse.Namespace) -> None:
     for own in ("controller", "controller_args", "classifier"):
         delattr(args, own)  # lm-eval's config rejects flags it does not know
     store: dict[str, Any] = {}
-    with _capture_results(store, extra):
-        Run._execute(args)
+    try:
+        with _capture_results(store, extra):
+            Run._execute(args)
+    except ValueError as exc:
+        if str(exc).startswith("Tasks not found"):
+            missing = str(exc).partition(":")[2].strip()
+            raise EmoBenchError(
+                f"unknown task(s) {missing}; emobench's tasks: {', '.join(OWN_TASKS)} "
+                "(`emobench ls tasks` lists every lm-eval task; "
+                "add your own with --include_path DIR)"
+            ) from exc
+        raise
     results = store.get("results")
     if results is not None and "sev_emotion" in results.get("results", {}):
         print()
@@ -172,6 +178,44 @@ def _leaderboard(args: argparse.Namespace) -> None:
     print(write_all(rows, args.out))
 
 
+def _log_like_lm_eval() -> None:
+    """emobench's progress lines (groups, journal reuse) in the same format as lm-eval's."""
+    logger = logging.getLogger("emobench")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)-8s [emobench] %(message)s", "%Y-%m-%d:%H:%M:%S"
+            )
+        )
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def _classify(args: argparse.Namespace) -> None:
+    from emobench.classify import get_classifier
+    from emobench.scoring import read_texts
+
+    texts = read_texts(args.file, field=args.field)
+    clf = get_classifier(args.classifier)
+    for scored in clf.classify(texts):
+        print(json.dumps(scored, ensure_ascii=False))
+
+
+def _score(args: argparse.Namespace) -> None:
+    from emobench.classify import get_classifier
+    from emobench.report import score_table
+    from emobench.scoring import score_samples
+
+    result = score_samples(args.samples, get_classifier(args.classifier))
+    if args.out:
+        from pathlib import Path
+
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(score_table(result, source=args.samples))
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     from lm_eval._cli import HarnessCLI
     from lm_eval._cli.utils import MergeDictAction
@@ -214,6 +258,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
     tc.set_defaults(func=_train_classifier)
 
+    cl = subparsers.add_parser("classify", help="classify the `text` of each line of a JSONL file")
+    cl.add_argument("file", help="JSONL file, one object with a `text` field per line")
+    cl.add_argument("--classifier", default="minilm", help="classifier plugin (default minilm)")
+    cl.add_argument("--field", default="text", help="the field holding the text (default text)")
+    cl.set_defaults(func=_classify)
+
+    sc = subparsers.add_parser(
+        "score", help="re-score a finished run's samples log, no regeneration"
+    )
+    sc.add_argument("samples", help="an lm-eval samples_sev_emotion_*.jsonl file")
+    sc.add_argument("--classifier", default="minilm", help="classifier plugin (default minilm)")
+    sc.add_argument("--out", default=None, help="also write the metrics as JSON here")
+    sc.set_defaults(func=_score)
+
     lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")
     lb.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")
     lb.add_argument("--out", default=None, help="directory for leaderboard.{md,csv,json,html}")
@@ -231,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "run")
     args = parser.parse_args(argv)
     setup_logging()
+    _log_like_lm_eval()
     if args.command in ("ls", "validate"):
         args.include_path = _with_own_tasks(getattr(args, "include_path", None))
     try:

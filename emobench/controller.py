@@ -6,7 +6,8 @@ emotion, and override generation settings. Keep third-party controllers this sma
     class Shout(Controller):
         name = "shout"
         def messages(self, doc, messages):
-            return [{"role": "system", "content": f"Reply in {doc['target_emotion']}!"}, *messages[1:]]
+            system = {"role": "system", "content": f"Reply in {doc['target_emotion']}!"}
+            return [system, *messages[1:]]
 
 and register it in your package's pyproject.toml:
 
@@ -36,7 +37,7 @@ class Controller:
     registry_name: str
 
     def messages(self, doc: dict[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        """Return the chat for this doc; `messages` holds the neutral system turn and the user turn."""
+        """The chat for this doc; `messages` holds the neutral system turn and the user turn."""
         return messages
 
     @contextlib.contextmanager
@@ -63,5 +64,7 @@ def create_controller(name: str, **kwargs: Any) -> Controller:
     controller = create(CONTROLLERS, name, **kwargs)
     if not isinstance(controller, Controller):
         # Duck typing would also work, but a clear error beats an AttributeError mid-run.
-        raise TypeError(f"controller {name!r} is a {type(controller).__name__}, not an emobench Controller")
+        raise TypeError(
+            f"controller {name!r} is a {type(controller).__name__}, not an emobench Controller"
+        )
     return controller

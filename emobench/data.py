@@ -128,9 +128,11 @@ def load_skeletons(path: str | Path) -> list[Skeleton]:
                 continue
             where = f"{path}:{lineno}"
             try:
-                record = json.loads(line)
+                record = json.loads(line.rstrip("\r\n"))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+                raise DataError(
+                    f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from exc
             skeletons.append(_validate(record, where, seen))
     if not skeletons:
         raise DataError(f"{path}: no SEV records (the file is empty)")

@@ -15,7 +15,13 @@ from torch import nn
 from emobench.errors import EmoBenchError
 
 # Where the decoder blocks live, by architecture family (checked in order).
-_LAYER_PATHS = ("model.layers", "model.decoder.layers", "transformer.h", "gpt_neox.layers", "layers")
+_LAYER_PATHS = (
+    "model.layers",
+    "model.decoder.layers",
+    "transformer.h",
+    "gpt_neox.layers",
+    "layers",
+)
 
 
 def _get(root: nn.Module, dotted: str) -> Any:

@@ -8,7 +8,9 @@ from typing import Any
 
 from emobench import EMOTIONS, VALENCES
 
-BREAKDOWNS: tuple[str, ...] = tuple(f"acc_{e}" for e in EMOTIONS) + tuple(f"acc_{v}" for v in VALENCES)
+BREAKDOWNS: tuple[str, ...] = tuple(f"acc_{e}" for e in EMOTIONS) + tuple(
+    f"acc_{v}" for v in VALENCES
+)
 
 
 def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,3 +41,36 @@ def task_metrics(results: Mapping[str, Any], task: str = "sev_emotion") -> dict[
         if metric == "acc" or metric in BREAKDOWNS:
             out[metric] = float(value)
     return out
+
+
+def confusion(targets: list[str], predicted: list[str], labels: list[str]) -> list[list[int]]:
+    """Rows: target label; columns: predicted label (both in `labels` order)."""
+    index = {lab: i for i, lab in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for t, p in zip(targets, predicted, strict=True):
+        matrix[index[t]][index[p]] += 1
+    return matrix
+
+
+def macro_f1(targets: list[str], predicted: list[str], labels: list[str]) -> float:
+    """Unweighted mean F1 over `labels`; a label never targeted nor predicted is left out."""
+    scores = []
+    for lab in labels:
+        tp = sum(t == lab and p == lab for t, p in zip(targets, predicted, strict=True))
+        fp = sum(t != lab and p == lab for t, p in zip(targets, predicted, strict=True))
+        fn = sum(t == lab and p != lab for t, p in zip(targets, predicted, strict=True))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores) if scores else math.nan
+
+
+def cohen_kappa(a: list[str], b: list[str]) -> float:
+    """Agreement of two labelings beyond chance (1 = identical, 0 = chance)."""
+    n = len(a)
+    if n == 0:
+        return math.nan
+    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
+    labels = set(a) | set(b)
+    expected = sum((a.count(lab) / n) * (b.count(lab) / n) for lab in labels)
+    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)

@@ -23,6 +23,7 @@ from emobench import EMOTIONS, embedded
 from emobench.chat import base_messages, render
 from emobench.controller import Controller, create_controller
 from emobench.errors import EmoBenchError
+from emobench.journal import Journal, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,20 @@ def _kw_key(gen_kwargs: dict[str, Any]) -> str:
     return json.dumps(gen_kwargs, sort_keys=True, default=str)
 
 
-class _OriginalArgsCacheHook:
-    """Record partial results under the request's original arguments.
+class _JournalHook:
+    """Receives each reply as HFLM finishes it and appends it to the journal under its doc key."""
 
-    lm-eval's --use_cache looks results up by the arguments the task made; HFLM reports them under
-    the prompt the controller rewrote. Translating back keeps an interrupted run resumable.
-    """
-
-    def __init__(self, inner: Any, originals: dict[tuple[str, str], list[tuple]]) -> None:
-        self.inner = inner
-        self.originals = originals
+    def __init__(
+        self, journal: Journal, keys: dict[tuple[str, str], list[tuple[str, str]]]
+    ) -> None:
+        self.journal = journal
+        self.keys = keys
 
     def add_partial(self, attr: str, req: tuple, res: Any) -> None:
-        queue = self.originals.get((req[0], _kw_key(req[1])))
-        self.inner.add_partial(attr, queue.pop(0) if queue else req, res)
+        queue = self.keys.get((req[0], _kw_key(req[1])))
+        if queue:
+            key, fp = queue.pop(0)
+            self.journal.add(key, fp, res)
 
 
 @register_model("emobench")
@@ -70,6 +71,7 @@ class EmoBenchLM(HFLM):
         pretrained: str | None = None,
         controller: str | Controller = "none",
         controller_args: dict[str, Any] | str | None = None,
+        journal: str | None = None,
         device: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -81,7 +83,10 @@ class EmoBenchLM(HFLM):
         if isinstance(controller, Controller):
             self.controller = controller
         else:
-            self.controller = create_controller(controller, **parse_controller_args(controller_args))
+            self.controller = create_controller(
+                controller, **parse_controller_args(controller_args)
+            )
+        self.journal = Journal(journal) if journal else None
 
     # ---- prompts -------------------------------------------------------------------------
     def _rewrite(self, request: Instance) -> Instance:
@@ -95,13 +100,25 @@ class EmoBenchLM(HFLM):
             gen_kwargs["until"] = until + [s for s in extra_stop if s not in until]
         return dataclasses.replace(request, arguments=(context, gen_kwargs))
 
+    def _fingerprint(self, gen_kwargs: dict[str, Any]) -> str:
+        return fingerprint(
+            {
+                "model": self.pretrained_name,
+                "controller": self.controller.spec(),
+                "gen_kwargs": gen_kwargs,
+            }
+        )
+
     @contextlib.contextmanager
-    def _translated_cache(self, originals: list[Instance], rewritten: list[Instance]) -> Iterator[None]:
-        mapping: dict[tuple[str, str], list[tuple]] = {}
-        for orig, new in zip(originals, rewritten, strict=True):
-            mapping.setdefault((new.args[0], _kw_key(new.args[1])), []).append(orig.args)
+    def _journaled(self, rewritten: list[Instance], fps: list[str]) -> Iterator[None]:
+        if self.journal is None:
+            yield
+            return
+        keys: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for req, fp in zip(rewritten, fps, strict=True):
+            keys.setdefault((req.args[0], _kw_key(req.args[1])), []).append((req.doc["key"], fp))
         inner = self.cache_hook
-        self.cache_hook = _OriginalArgsCacheHook(inner, mapping)
+        self.cache_hook = _JournalHook(self.journal, keys)
         try:
             yield
         finally:
@@ -128,10 +145,41 @@ class EmoBenchLM(HFLM):
                 log.warning("%d request(s) without a target_emotion run unsteered", len(idxs))
                 outs = super().generate_until(originals, disable_tqdm)
             else:
-                log.info("controller %s: %s (%d requests)", self.controller.spec()["name"], emotion, len(idxs))
-                rewritten = [self._rewrite(r) for r in originals]
-                with self.controller.scope(self.model, emotion), self._translated_cache(originals, rewritten):
-                    outs = super().generate_until(rewritten, disable_tqdm)
+                log.info(
+                    "controller %s: %s (%d requests)",
+                    self.controller.spec()["name"],
+                    emotion,
+                    len(idxs),
+                )
+                outs = self._generate_group(emotion, originals, disable_tqdm)
             for i, text in zip(idxs, outs, strict=True):
                 results[i] = text
         return results  # type: ignore[return-value]
+
+    def _generate_group(
+        self, emotion: str, requests: list[Instance], disable_tqdm: bool
+    ) -> list[str]:
+        rewritten = [self._rewrite(r) for r in requests]
+        fps = [self._fingerprint(r.args[1]) for r in rewritten]
+        outs: list[str | None] = [None] * len(requests)
+        if self.journal is not None:
+            for j, (req, fp) in enumerate(zip(rewritten, fps, strict=True)):
+                outs[j] = self.journal.get(req.doc["key"], fp)
+        todo = [j for j, o in enumerate(outs) if o is None]
+        if len(todo) < len(requests):
+            log.info(
+                "%s: %d of %d replies taken from the journal",
+                emotion,
+                len(requests) - len(todo),
+                len(requests),
+            )
+        if todo:
+            pending = [rewritten[j] for j in todo]
+            with (
+                self.controller.scope(self.model, emotion),
+                self._journaled(pending, [fps[j] for j in todo]),
+            ):
+                made = super().generate_until(pending, disable_tqdm)
+            for j, text in zip(todo, made, strict=True):
+                outs[j] = text
+        return outs  # type: ignore[return-value]

@@ -32,6 +32,30 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
         f"controller {controller.get('name', '?')}{' ' + str(args) if args else ''} | "
         f"classifier {info.get('classifier', {}).get('name', '?')}"
     )
-    table = tabulate(rows, headers=["slice", "accuracy %", "n"], tablefmt=fmt, colalign=("left", "right", "right"),
-                     disable_numparse=True)
+    table = tabulate(
+        rows,
+        headers=["slice", "accuracy %", "n"],
+        tablefmt=fmt,
+        colalign=("left", "right", "right"),
+        disable_numparse=True,
+    )
     return f"{title}\n{table}"
+
+
+def score_table(result: Mapping[str, Any], source: str = "", fmt: str = "simple") -> str:
+    """The table for `emobench score`: slices, macro-F1, agreement and the confusion matrix."""
+    rows = [["overall", _pct(result["acc"])]]
+    rows += [[f"  {e}", _pct(result[f"acc_{e}"])] for e in EMOTIONS]
+    rows += [[f"  {v} situations", _pct(result[f"acc_{v}"])] for v in VALENCES]
+    rows.append(["macro-F1 (x100)", _pct(result["macro_f1"])])
+    agreement = result.get("agreement_with_run")
+    if agreement:
+        rows.append(
+            [f"Cohen's kappa vs {agreement['classifier']}", f"{agreement['cohen_kappa']:.3f}"]
+        )
+    head = f"{source}: n={result['n']}, classifier {result['classifier']['name']}"
+    table = tabulate(rows, headers=["slice", "accuracy %"], tablefmt=fmt, disable_numparse=True)
+    conf = result["confusion"]
+    matrix = [[lab, *row] for lab, row in zip(conf["labels"], conf["matrix"], strict=True)]
+    conf_table = tabulate(matrix, headers=["target \\ predicted", *conf["labels"]], tablefmt=fmt)
+    return f"{head}\n{table}\n\nconfusion (rows: target, columns: predicted)\n{conf_table}"

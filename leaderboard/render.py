@@ -16,8 +16,18 @@ from emobench import EMOTIONS, VALENCES
 from emobench.metrics import task_metrics
 
 TASK = "sev_emotion"
-COLUMNS = ["model", "controller", "controller_args", "classifier", "n", "acc",
-           *[f"acc_{e}" for e in EMOTIONS], *[f"acc_{v}" for v in VALENCES], "date", "file"]
+COLUMNS = [
+    "model",
+    "controller",
+    "controller_args",
+    "classifier",
+    "n",
+    "acc",
+    *[f"acc_{e}" for e in EMOTIONS],
+    *[f"acc_{v}" for v in VALENCES],
+    "date",
+    "file",
+]
 
 
 def _result_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -70,13 +80,33 @@ def _pct(v: Any) -> str:
 
 
 def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    headers = ["rank", "controller", "args", "model", "classifier", "n", "acc %",
-               *EMOTIONS, *[v[:3] for v in VALENCES]]
+    headers = [
+        "rank",
+        "controller",
+        "args",
+        "model",
+        "classifier",
+        "n",
+        "acc %",
+        *EMOTIONS,
+        *[v[:3] for v in VALENCES],
+    ]
     body = []
     for i, r in enumerate(rows, start=1):
         args = "" if r["controller_args"] == "{}" else r["controller_args"]
-        body.append([i, r["controller"], args, r["model"], r["classifier"], r["n"], _pct(r["acc"]),
-                     *[_pct(r[f"acc_{e}"]) for e in EMOTIONS], *[_pct(r[f"acc_{v}"]) for v in VALENCES]])
+        body.append(
+            [
+                i,
+                r["controller"],
+                args,
+                r["model"],
+                r["classifier"],
+                r["n"],
+                _pct(r["acc"]),
+                *[_pct(r[f"acc_{e}"]) for e in EMOTIONS],
+                *[_pct(r[f"acc_{v}"]) for v in VALENCES],
+            ]
+        )
     return headers, body
 
 
@@ -101,7 +131,9 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
 def render_html(rows: list[dict[str, Any]]) -> str:
     from jinja2 import Environment, select_autoescape
 
-    template_text = (files("emobench.leaderboard") / "templates" / "leaderboard.html.j2").read_text()
+    template_text = (
+        files("emobench.leaderboard") / "templates" / "leaderboard.html.j2"
+    ).read_text()
     env = Environment(autoescape=select_autoescape(default=True))
     headers, body = _display_rows(rows)
     return env.from_string(template_text).render(headers=headers, rows=body, task=TASK)

@@ -34,7 +34,9 @@ class Classifier:
             out.append(
                 {
                     "label": self.labels[int(np.argmax(row))],
-                    "probs": {lab: round(float(p), 6) for lab, p in zip(self.labels, row, strict=True)},
+                    "probs": {
+                        lab: round(float(p), 6) for lab, p in zip(self.labels, row, strict=True)
+                    },
                 }
             )
         return out
@@ -44,7 +46,8 @@ class Classifier:
         if missing:
             raise EmoBenchError(
                 f"classifier {self.spec()['name']!r} cannot name {', '.join(missing)} "
-                f"(its labels: {', '.join(self.labels)}); pick a classifier that covers the target emotions"
+                f"(its labels: {', '.join(self.labels)}); "
+                "pick a classifier that covers the target emotions"
             )
 
     def spec(self) -> dict[str, Any]:
@@ -62,5 +65,7 @@ def get_classifier(name: str = DEFAULT_CLASSIFIER) -> Classifier:
     """One instance per name per process: the encoder loads once, however many tasks score."""
     clf = create(CLASSIFIERS, name)
     if not isinstance(clf, Classifier):
-        raise TypeError(f"classifier {name!r} is a {type(clf).__name__}, not an emobench Classifier")
+        raise TypeError(
+            f"classifier {name!r} is a {type(clf).__name__}, not an emobench Classifier"
+        )
     return clf

@@ -55,5 +55,7 @@ class MiniLMClassifier(Classifier):
 
     def spec(self) -> dict[str, Any]:
         spec = super().spec()
-        spec["head"] = {k: self.meta[k] for k in ("sha256", "trained_on", "heldout") if k in self.meta}
+        spec["head"] = {
+            k: self.meta[k] for k in ("sha256", "trained_on", "heldout") if k in self.meta
+        }
         return spec

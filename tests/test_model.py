@@ -1,0 +1,130 @@
+"""The emobench model wrapper on a real (tiny, random-initialised) Llama."""
+
+import pytest
+import torch
+
+from emobench import EMOTIONS
+from emobench.controller import create_controller
+from emobench.errors import EmoBenchError
+from emobench.hooks import hook_count, hooked
+from tests.conftest import make_requests
+
+
+def interleaved(test_docs, n_items=2):
+    """Docs of several emotions in a scrambled order (the wrapper must restore it)."""
+    docs = test_docs[: 6 * n_items]
+    return docs[::-1][::2] + docs[::-1][1::2]
+
+
+def test_results_come_back_in_request_order(tiny_lm_factory, test_docs):
+    lm = tiny_lm_factory(batch_size=1)
+    docs = interleaved(test_docs)
+    together = lm.generate_until(make_requests(docs))
+    one_by_one = [lm.generate_until(make_requests([d]))[0] for d in docs]
+    assert together == one_by_one
+    assert all(isinstance(t, str) for t in together)
+
+
+def test_each_emotion_group_runs_inside_its_own_scope(tiny_lm_factory, test_docs):
+    controller = create_controller("tests.plugins_for_tests:RecordingController")
+    lm = tiny_lm_factory(controller=controller, batch_size=4)
+    docs = interleaved(test_docs)
+    lm.generate_until(make_requests(docs))
+    seen = controller.calls
+    assert set(seen) == set(EMOTIONS)
+    # One contiguous run of forward passes per emotion: requests were grouped, not interleaved.
+    runs = [e for i, e in enumerate(seen) if i == 0 or seen[i - 1] != e]
+    assert sorted(runs) == sorted(EMOTIONS)
+    assert hook_count(lm.model) == 0
+
+
+def test_hooks_are_removed_when_generation_fails(tiny_lm_factory, test_docs):
+    controller = create_controller("tests.plugins_for_tests:RecordingController")
+    controller.fail_on = "fear"
+    lm = tiny_lm_factory(controller=controller, batch_size=4)
+    with pytest.raises(RuntimeError, match="boom in fear"):
+        lm.generate_until(make_requests(test_docs[:12]))
+    assert hook_count(lm.model) == 0
+
+
+def test_hooked_resolves_everything_before_attaching(tiny_lm_factory):
+    lm = tiny_lm_factory()
+    model = lm.model
+
+    def noop(*args):
+        return None
+
+    hooks = {"model.layers.0": noop, "model.layers.99": noop}
+    with pytest.raises(EmoBenchError, match=r"model\.layers\.99"), hooked(model, forward=hooks):
+        pass
+    assert hook_count(model) == 0
+    with pytest.raises(ZeroDivisionError), hooked(model, forward_pre={"model.layers.1.mlp": noop}):
+        assert hook_count(model) == 1
+        1 / 0  # noqa: B018
+    assert hook_count(model) == 0
+
+
+def test_the_controller_builds_the_prompt_from_the_doc(tiny_lm_factory, test_docs):
+    lm = tiny_lm_factory(controller="tests.plugins_for_tests:MarkerController")
+    req = make_requests(test_docs[:1])[0]
+    rewritten = lm._rewrite(req)
+    context, kwargs = rewritten.args
+    assert context.startswith("<|im_start|>system\nMARK " + test_docs[0]["key"])
+    assert context.endswith("<|im_start|>assistant\n")
+    assert kwargs == req.args[1]
+
+    prompt = tiny_lm_factory(controller="prompt")._rewrite(req).args[0]
+    assert "Always reply in anger." in prompt
+
+
+def test_plain_format_for_models_without_a_chat_template(tiny_lm_factory, test_docs):
+    lm = tiny_lm_factory()
+    lm.tokenizer.chat_template = None
+    context, kwargs = lm._rewrite(make_requests(test_docs[:1])[0]).args
+    assert context.startswith("System: Keep the reply to at most two sentences.\n\nUser: ")
+    assert context.endswith("\n\nAssistant:")
+    assert "\nUser:" in kwargs["until"]
+
+
+def test_unknown_target_emotion_is_refused(tiny_lm_factory, test_docs):
+    lm = tiny_lm_factory()
+    bad = dict(test_docs[0], target_emotion="boredom")
+    with pytest.raises(Exception, match="boredom"):
+        lm.generate_until(make_requests([bad]))
+
+
+def test_an_interrupted_run_resumes_from_the_journal(tiny_lm_factory, test_docs, tmp_path):
+    """Replies finished before a failure are kept; a rerun makes only the missing ones."""
+    docs = test_docs[:12]
+    journal = tmp_path / "run.journal.jsonl"
+    failing = create_controller("tests.plugins_for_tests:RecordingController")
+    failing.fail_on = "sadness"
+    lm = tiny_lm_factory(controller=failing, batch_size=2, journal=str(journal))
+    with pytest.raises(RuntimeError):
+        lm.generate_until(make_requests(docs))
+    assert len(journal.read_text().splitlines()) == 2  # the two anger replies
+    with journal.open("a") as f:
+        f.write('{"key": "half-written')  # a kill mid-write leaves a partial line
+
+    recorder = create_controller("tests.plugins_for_tests:RecordingController")
+    resumed_lm = tiny_lm_factory(controller=recorder, batch_size=2, journal=str(journal))
+    resumed = resumed_lm.generate_until(make_requests(docs))
+    assert set(recorder.calls) == set(EMOTIONS) - {"anger"}  # anger came from the journal
+    fresh = tiny_lm_factory(batch_size=2).generate_until(make_requests(docs))
+    assert resumed == fresh
+
+
+def test_the_journal_separates_emotions_and_controllers(tiny_lm_factory, test_docs, tmp_path):
+    journal = tmp_path / "j.jsonl"
+    docs = test_docs[:6]  # one situation, six emotions: identical task requests
+    tiny_lm_factory(journal=str(journal)).generate_until(make_requests(docs))
+    assert len(journal.read_text().splitlines()) == 6
+    recorder = create_controller("tests.plugins_for_tests:RecordingController")
+    tiny_lm_factory(controller=recorder, journal=str(journal)).generate_until(make_requests(docs))
+    assert set(recorder.calls) == set(EMOTIONS)  # another controller: nothing reused
+
+
+def test_device_defaults_to_cpu_without_a_gpu(tiny_lm_factory):
+    lm = tiny_lm_factory()
+    if not torch.cuda.is_available():
+        assert lm.device.type == "cpu"

@@ -1,0 +1,91 @@
+"""A built wheel, installed (not editable), finds its tasks, controllers, head and templates."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PROBE = r"""
+import json, importlib.metadata as md
+import emobench, emobench.tasks, emobench.controllers.prompt
+from emobench.classify.minilm import default_head
+from emobench.registry import CONTROLLERS, load_class
+from lm_eval.tasks import TaskManager
+from importlib.resources import files
+
+dist = md.distribution("emobench")
+eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == CONTROLLERS}
+task_dir = emobench.tasks.task_dir()
+print(json.dumps({
+    "emobench": emobench.__file__,
+    "dist": str(dist.locate_file("")),
+    "controllers": eps,
+    "prompt_module": load_class(CONTROLLERS, "prompt").__module__,
+    "prompt_file": emobench.controllers.prompt.__file__,
+    "task_dir": str(task_dir),
+    "yaml": (task_dir / "sev_emotion" / "sev_emotion.yaml").is_file(),
+    "found": TaskManager(include_path=str(task_dir)).match_tasks(["sev_emotion"]),
+    "head": default_head().is_file(),
+    "template": (files("emobench.leaderboard") / "templates" / "leaderboard.html.j2").is_file(),
+}))
+"""
+
+
+def test_installed_wheel_finds_its_parts(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = dist.glob("emobench-*.whl")
+    site = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["emobench"].startswith(str(site)), info  # the installed copy, not the checkout
+    assert info["prompt_file"].startswith(str(site))
+    assert info["dist"].startswith(str(site))
+    assert info["controllers"]["none"] == "emobench.controllers.none:NoneController"
+    assert info["controllers"]["prompt"] == "emobench.controllers.prompt:PromptController"
+    assert info["prompt_module"] == "emobench.controllers.prompt"
+    assert info["task_dir"].startswith(str(site))
+    assert info["yaml"] and info["head"] and info["template"]
+    assert info["found"] == ["sev_emotion"]

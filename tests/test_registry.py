@@ -1,0 +1,59 @@
+import pytest
+
+from emobench.controller import create_controller
+from emobench.errors import PluginLoadError, UnknownPluginError
+from emobench.registry import CLASSIFIERS, CONTROLLERS, installed
+
+
+def test_builtins_register_through_entry_points():
+    controllers = installed(CONTROLLERS)
+    assert {"none", "prompt"} <= set(controllers)
+    assert controllers["prompt"].target == "emobench.controllers.prompt:PromptController"
+    assert controllers["prompt"].distribution == "emobench"
+    assert "minilm" in installed(CLASSIFIERS)
+
+
+def test_unknown_controller_lists_installed_and_suggests():
+    with pytest.raises(UnknownPluginError) as err:
+        create_controller("promt")
+    msg = str(err.value)
+    assert "unknown controller 'promt'" in msg
+    assert "none" in msg and "prompt" in msg
+    assert "Did you mean 'prompt'?" in msg
+
+
+def test_spec_records_arguments_with_defaults():
+    c = create_controller("prompt")
+    spec = c.spec()
+    assert spec["name"] == "prompt"
+    assert spec["args"]["template"].startswith("Always reply in {emotion}.")
+    custom = create_controller("prompt", template="Be {emotion}.")
+    assert custom.spec()["args"] == {"template": "Be {emotion}."}
+
+
+def test_bad_arguments_name_the_accepted_ones():
+    with pytest.raises(PluginLoadError, match="does not take argument"):
+        create_controller("prompt", alpha=3)
+    with pytest.raises(PluginLoadError, match="placeholder"):
+        create_controller("prompt", template="no placeholder")
+
+
+def test_module_path_plugins_load():
+    c = create_controller("tests.plugins_for_tests:MarkerController")
+    assert c.spec()["class"] == "tests.plugins_for_tests:MarkerController"
+    with pytest.raises(PluginLoadError, match="cannot import"):
+        create_controller("tests.plugins_for_tests:Nope")
+
+
+def test_prompt_controller_rewrites_the_system_message(test_docs):
+    from emobench.chat import base_messages
+
+    doc = test_docs[3]
+    msgs = create_controller("prompt").messages(doc, base_messages(doc))
+    assert msgs[0] == {
+        "role": "system",
+        "content": f"Always reply in {doc['target_emotion']}.\n"
+        "Keep the reply to at most two sentences.",
+    }
+    assert msgs[1]["content"] == f"{doc['scenario']}\n{doc['event']}"
+    assert len(msgs) == 2

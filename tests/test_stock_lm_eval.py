@@ -1,0 +1,63 @@
+"""The task works in stock lm-eval, with no emobench model: scoring lives in the task."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LM_EVAL = shutil.which("lm_eval") or shutil.which("lm-eval")
+
+
+def lm_eval(*args: str) -> subprocess.CompletedProcess:
+    assert LM_EVAL, "lm_eval is not on PATH"
+    return subprocess.run(
+        [LM_EVAL, *args], capture_output=True, text=True, cwd=ROOT, env=os.environ, timeout=900
+    )
+
+
+def test_validate_passes():
+    proc = lm_eval("validate", "--include_path", "tasks", "--tasks", "sev_emotion")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.integration
+def test_stock_hf_run_is_scored_by_the_same_classifier(tmp_path, embedded_dir):
+    out = tmp_path / "out"
+    proc = lm_eval(
+        "run",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={embedded_dir}",
+        "--device",
+        "cpu",
+        "--include_path",
+        "tasks",
+        "--tasks",
+        "sev_emotion",
+        "--limit",
+        "6",
+        "--batch_size",
+        "6",
+        "--apply_chat_template",
+        "--system_instruction",
+        "Keep the reply to at most two sentences.",
+        "--output_path",
+        str(out),
+        "--log_samples",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())
+    assert 0.0 <= results["results"]["sev_emotion"]["acc,classify"] <= 1.0
+    (samples_file,) = out.rglob("samples_sev_emotion_*.jsonl")
+    first = json.loads(samples_file.read_text().splitlines()[0])
+    assert json.loads(first["filtered_resps"][0])["classifier"] == "minilm"
+    prompt = first["arguments"]["gen_args_0"]["arg_0"]
+    assert prompt.startswith(
+        "<|im_start|>system\nKeep the reply to at most two sentences.<|im_end|>"
+    )
