@@ -51,9 +51,15 @@ def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[N
     original = lm_eval.simple_evaluate
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        # The confusion matrix and macro-F1 need every sample's verdict: keep the samples in
+        # memory, and drop them again if the user did not ask for a samples log.
+        wanted = bool(kwargs.get("log_samples"))
+        kwargs["log_samples"] = True
         results = original(*args, **kwargs)
         if results is not None:
-            results["emobench"] = extra
+            results["emobench"] = {**extra, **_summaries(results.get("samples", {}))}
+            if not wanted:
+                results.pop("samples", None)
             store["results"] = results
         return results
 
@@ -64,13 +70,28 @@ def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[N
         lm_eval.simple_evaluate = original
 
 
+def _summaries(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per emobench task: macro-F1 and the confusion matrix from the scored samples."""
+    from emobench.scoring import summarize
+
+    out: dict[str, Any] = {}
+    for task in OWN_TASKS:
+        rows = samples.get(task)
+        if not rows:
+            continue
+        verdicts = [json.loads(r["filtered_resps"][0]) for r in rows]
+        labels = list(next(iter(verdicts))["probs"]) if verdicts else []
+        summary = summarize([r["doc"] for r in rows], [v["label"] for v in verdicts], labels)
+        out[task] = {"macro_f1": summary["macro_f1"], "confusion": summary["confusion"]}
+    return out
+
+
 def _run(args: argparse.Namespace) -> None:
     from lm_eval._cli.run import Run
 
     from emobench import __version__, embedded
-    from emobench.classify import DEFAULT_CLASSIFIER
+    from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
     from emobench.controller import create_controller
-    from emobench.registry import CLASSIFIERS, load_class
     from emobench.report import run_table
 
     if not args.tasks:
@@ -78,7 +99,8 @@ def _run(args: argparse.Namespace) -> None:
     args.model = args.model or "emobench"
     args.include_path = _with_own_tasks(args.include_path)
     classifier = args.classifier or os.environ.get("EMOBENCH_CLASSIFIER") or DEFAULT_CLASSIFIER
-    load_class(CLASSIFIERS, classifier)  # fail before the model loads, not after generating
+    # Load it now: a bad name or a broken head fails before the model generates for an hour.
+    classifier_spec = get_classifier(classifier).spec()
     os.environ["EMOBENCH_CLASSIFIER"] = classifier
 
     controller_spec: dict[str, Any] = {"name": "none (model is not emobench)", "args": {}}
@@ -117,7 +139,7 @@ def _run(args: argparse.Namespace) -> None:
         else args.model,
         "controller": controller_spec,
         "controller_args_given": dict(args.controller_args or {}),
-        "classifier": {"name": classifier},
+        "classifier": classifier_spec,
     }
     for own in ("controller", "controller_args", "classifier"):
         delattr(args, own)  # lm-eval's config rejects flags it does not know
@@ -153,17 +175,13 @@ def _list(args: argparse.Namespace) -> None:
 def _train_classifier(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from emobench.classify.minilm import default_head
+    from emobench.classify.minilm import head_path
     from emobench.classify.train import train
 
-    out = Path(args.out) if args.out else default_head()
-    meta = train(out)
+    out = Path(args.out) if args.out else head_path(f"minilm_{args.head}")
+    meta = train(out, head=args.head)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
-    print(
-        f"grouped 5-fold CV accuracy {100 * meta['grouped_cv_accuracy']:.2f} %; held-out "
-        f"{meta['heldout']['file']} accuracy {100 * meta['heldout']['accuracy']:.2f} % "
-        f"(n={meta['heldout']['n']})"
-    )
+    print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
@@ -203,16 +221,23 @@ def _classify(args: argparse.Namespace) -> None:
         print(json.dumps(scored, ensure_ascii=False))
 
 
+def _write_json(path: str, obj: Any) -> None:
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+
+
 def _score(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
     from emobench.report import score_table
-    from emobench.scoring import score_samples
+    from emobench.scoring import as_results, score_samples
 
     result = score_samples(args.samples, get_classifier(args.classifier))
     if args.out:
-        from pathlib import Path
-
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        _write_json(args.out, result)
+    if args.results:
+        _write_json(args.results, as_results(result, args.samples))
     print(score_table(result, source=args.samples))
 
 
@@ -255,6 +280,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     lst.set_defaults(func=_list)
 
     tc = subparsers.add_parser("train-classifier", help="retrain the minilm classifier head")
+    tc.add_argument("--head", choices=["emo7", "sev6"], default="emo7", help="default emo7")
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
     tc.set_defaults(func=_train_classifier)
 
@@ -270,6 +296,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sc.add_argument("samples", help="an lm-eval samples_sev_emotion_*.jsonl file")
     sc.add_argument("--classifier", default="minilm", help="classifier plugin (default minilm)")
     sc.add_argument("--out", default=None, help="also write the metrics as JSON here")
+    sc.add_argument(
+        "--results",
+        default=None,
+        help="also write a results_*.json file that `emobench leaderboard` ranks",
+    )
     sc.set_defaults(func=_score)
 
     lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")

@@ -78,6 +78,12 @@ def bound_arguments(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
 
     Unknown argument names fail here, with the accepted names, rather than deep inside __init__.
     """
+    if cls.__init__ is object.__init__:  # a plugin without arguments of its own
+        if kwargs:
+            raise PluginLoadError(
+                f"{getattr(cls, 'name', cls.__name__)} takes no arguments (got {', '.join(kwargs)})"
+            )
+        return {}
     sig = inspect.signature(cls.__init__)
     params = [p for p in sig.parameters.values() if p.name != "self"]
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in params)

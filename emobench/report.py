@@ -32,6 +32,9 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
         f"controller {controller.get('name', '?')}{' ' + str(args) if args else ''} | "
         f"classifier {info.get('classifier', {}).get('name', '?')}"
     )
+    extra = info.get(task, {})
+    if "macro_f1" in extra:
+        rows.append(["macro-F1 (x100)", _pct(extra["macro_f1"]), n if n is not None else ""])
     table = tabulate(
         rows,
         headers=["slice", "accuracy %", "n"],
@@ -39,7 +42,15 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
         colalign=("left", "right", "right"),
         disable_numparse=True,
     )
+    if "confusion" in extra:
+        table += "\n\n" + confusion_table(extra["confusion"], fmt)
     return f"{title}\n{table}"
+
+
+def confusion_table(conf: Mapping[str, Any], fmt: str = "simple") -> str:
+    matrix = [[lab, *row] for lab, row in zip(conf["labels"], conf["matrix"], strict=True)]
+    body = tabulate(matrix, headers=["target \\ predicted", *conf["labels"]], tablefmt=fmt)
+    return f"confusion (rows: target, columns: predicted)\n{body}"
 
 
 def score_table(result: Mapping[str, Any], source: str = "", fmt: str = "simple") -> str:
@@ -55,7 +66,4 @@ def score_table(result: Mapping[str, Any], source: str = "", fmt: str = "simple"
         )
     head = f"{source}: n={result['n']}, classifier {result['classifier']['name']}"
     table = tabulate(rows, headers=["slice", "accuracy %"], tablefmt=fmt, disable_numparse=True)
-    conf = result["confusion"]
-    matrix = [[lab, *row] for lab, row in zip(conf["labels"], conf["matrix"], strict=True)]
-    conf_table = tabulate(matrix, headers=["target \\ predicted", *conf["labels"]], tablefmt=fmt)
-    return f"{head}\n{table}\n\nconfusion (rows: target, columns: predicted)\n{conf_table}"
+    return f"{head}\n{table}\n\n{confusion_table(result['confusion'], fmt)}"

@@ -12,7 +12,7 @@ from typing import Any
 from emobench import EMOTIONS, VALENCES
 from emobench.classify import Classifier
 from emobench.errors import DataError
-from emobench.metrics import cohen_kappa, confusion, macro_f1
+from emobench.metrics import BREAKDOWNS, cohen_kappa, confusion, macro_f1
 
 log = logging.getLogger(__name__)
 
@@ -122,3 +122,35 @@ def score_samples(path: str | Path, classifier: Classifier) -> dict[str, Any]:
             "cohen_kappa": cohen_kappa([o["label"] for o in originals], labels),
         }
     return result
+
+
+def results_beside(samples_path: str | Path) -> dict[str, Any] | None:
+    """The lm-eval results file written with a samples log (same timestamp), if it is there."""
+    path = Path(samples_path)
+    stamp = path.stem.rpartition("_")[2]
+    candidate = path.with_name(f"results_{stamp}.json")
+    if candidate.is_file():
+        with contextlib.suppress(json.JSONDecodeError, OSError):
+            return json.loads(candidate.read_text())
+    return None
+
+
+def as_results(result: dict[str, Any], samples_path: str | Path, task: str = "sev_emotion") -> dict:
+    """A re-scored run in the shape of lm-eval's results file, so the leaderboard can rank it."""
+    import time
+
+    original = results_beside(samples_path) or {}
+    metrics = {"acc": result["acc"]} | {k: result[k] for k in BREAKDOWNS}
+    record = dict(original.get("emobench", {}))
+    record.update(
+        classifier=result["classifier"],
+        rescored_from=str(samples_path),
+        agreement_with_run=result.get("agreement_with_run"),
+    )
+    record[task] = {"macro_f1": result["macro_f1"], "confusion": result["confusion"]}
+    return {
+        "results": {task: {f"{k},classify": v for k, v in metrics.items()}},
+        "n-samples": {task: {"original": result["n"], "effective": result["n"]}},
+        "emobench": record,
+        "date": time.time(),
+    }

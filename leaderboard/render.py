@@ -23,6 +23,7 @@ COLUMNS = [
     "classifier",
     "n",
     "acc",
+    "macro_f1",
     *[f"acc_{e}" for e in EMOTIONS],
     *[f"acc_{v}" for v in VALENCES],
     "date",
@@ -49,13 +50,21 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
     return {
         "model": info.get("model", "?"),
         "controller": controller.get("name", "?"),
-        "controller_args": json.dumps(controller.get("args") or {}, sort_keys=True),
-        "classifier": info.get("classifier", {}).get("name", "?"),
+        # The arguments the user gave; the full spec (defaults included) stays in the results.
+        "controller_args": json.dumps(info.get("controller_args_given") or {}, sort_keys=True),
+        "classifier": _classifier_name(info.get("classifier", {})),
         "n": results.get("n-samples", {}).get(TASK, {}).get("effective"),
         **{k: metrics.get(k) for k in COLUMNS if k.startswith("acc")},
+        "macro_f1": info.get(TASK, {}).get("macro_f1"),
         "date": results.get("date"),
         "file": source,
     }
+
+
+def _classifier_name(spec: dict[str, Any]) -> str:
+    """Name plus the head's hash, so runs scored by different heads are never merged."""
+    sha = (spec.get("head") or {}).get("sha256")
+    return f"{spec.get('name', '?')}@{sha[:8]}" if sha else spec.get("name", "?")
 
 
 def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -88,6 +97,7 @@ def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
         "classifier",
         "n",
         "acc %",
+        "macro-F1",
         *EMOTIONS,
         *[v[:3] for v in VALENCES],
     ]
@@ -103,6 +113,7 @@ def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
                 r["classifier"],
                 r["n"],
                 _pct(r["acc"]),
+                _pct(r.get("macro_f1")),
                 *[_pct(r[f"acc_{e}"]) for e in EMOTIONS],
                 *[_pct(r[f"acc_{v}"]) for v in VALENCES],
             ]

@@ -1,6 +1,7 @@
-"""The minilm classifier on real text: the reference model's judged replies (held-out split)."""
+"""The shipped classifiers on real text: held-out judged replies and labelled hard cases."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,34 +10,59 @@ from emobench import EMOTIONS
 from emobench.classify import get_classifier
 from emobench.errors import EmoBenchError
 
+HARD_CASES = Path(__file__).parent / "data" / "hard_cases.jsonl"
+
 
 @pytest.fixture(scope="module")
 def clf():
     return get_classifier("minilm")
 
 
+def forced_choice(scored):
+    """The best of the six emotions (neutral excluded), as SEV's forced-choice accuracy counts."""
+    return [max(EMOTIONS, key=lambda e: s["probs"][e]) for s in scored]
+
+
 def test_labels_and_spec(clf):
-    assert clf.labels == EMOTIONS
+    assert clf.labels == (*EMOTIONS, "neutral")
     spec = clf.spec()
     assert spec["name"] == "minilm"
     assert spec["head"]["heldout"]["file"] == "judged/test_accepted.jsonl"
+    assert get_classifier("minilm-sev6").labels == EMOTIONS
 
 
-def test_held_out_judged_replies_are_classified_well(clf, sev_dir):
-    """Every 20th reply of the held-out split: the shipped head must still read them correctly."""
+def test_held_out_judged_replies_are_read_correctly(clf, sev_dir):
+    """Every 20th reply of the held-out split, forced choice over the six emotions."""
     lines = (sev_dir / "judged" / "test_accepted.jsonl").read_text().splitlines()[::20]
     recs = [json.loads(line) for line in lines]
-    scored = clf.classify([r["gen_text"] for r in recs])
-    acc = np.mean([s["label"] == r["emotion"] for s, r in zip(scored, recs, strict=True)])
+    predicted = forced_choice(clf.classify([r["gen_text"] for r in recs]))
+    acc = np.mean([p == r["emotion"] for p, r in zip(predicted, recs, strict=True)])
     assert len(recs) >= 140
-    assert acc >= 0.88, acc
+    assert acc >= 0.92, acc
+
+
+def test_hard_cases(clf):
+    """Degenerate text (repeats, hyphen chains, capitals, cut-offs) and bland replies.
+
+    Measured when the emo7 head shipped: 25 of 32 (the style-bound sev6 head: 18 of 32); the
+    bar guards that margin. Bland replies are its weak spot (2 of 4 read as neutral).
+    """
+    cases = [json.loads(line) for line in HARD_CASES.read_text().splitlines()]
+    texts = [c["text"] for c in cases]
+    scored = clf.classify(texts)
+    hits = [s["label"] == c["label"] for s, c in zip(scored, cases, strict=True)]
+    wrong = [(c["text"], s["label"]) for s, c, h in zip(scored, cases, hits, strict=True) if not h]
+    assert np.mean(hits) >= 0.75, wrong
+    style_probe = get_classifier("minilm-sev6").classify(texts)
+    probe_hits = [s["label"] == c["label"] for s, c in zip(style_probe, cases, strict=True)]
+    assert np.mean(hits) >= np.mean(probe_hits) + 0.15
+    bland = [s["label"] for s, c in zip(scored, cases, strict=True) if c["kind"] == "bland"]
+    assert bland.count("neutral") >= 2, bland
 
 
 def test_probabilities_are_distributions(clf):
-    probs = clf.predict_proba(
-        ["I am furious that they ignored me again!", "What a lovely day, I'm thrilled."]
-    )
-    assert probs.shape == (2, 6)
+    probs = clf.predict_proba(["I am furious that they ignored me again!", "What a lovely day."])
+    assert probs.shape == (2, 7)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert (probs >= 0).all()
 

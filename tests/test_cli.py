@@ -87,17 +87,8 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     """The README's main job, on 12 docs: lm-eval outputs, emobench's record and table."""
     out = tmp_path / "out"
     proc = emobench(
-        "--tasks",
-        "sev_emotion",
-        "--controller",
-        "prompt",
-        "--limit",
-        "12",
-        "--output_path",
-        str(out),
-        "--log_samples",
-        "--batch_size",
-        "6",
+        *["--tasks", "sev_emotion", "--controller", "prompt", "--limit", "12", "--batch_size", "6"],
+        *f"--output_path {out} --log_samples".split(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sev_emotion: expression accuracy (%)" in proc.stdout
@@ -113,6 +104,11 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     assert results["emobench"]["model"] == "embedded:smollm2-135m-instruct"
     assert results["emobench"]["classifier"]["name"] == "minilm"
     assert results["config"]["model_args"]["controller"] == "prompt"
+    summary = results["emobench"]["sev_emotion"]
+    assert sum(map(sum, summary["confusion"]["matrix"])) == 12
+    assert summary["confusion"]["labels"][-1] == "neutral"
+    assert 0.0 <= summary["macro_f1"] <= 1.0
+    assert "macro-F1" in proc.stdout and "confusion (rows: target" in proc.stdout
 
     (samples_file,) = out.rglob("samples_sev_emotion_*.jsonl")
     samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
@@ -140,7 +136,7 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
 @pytest.mark.integration
 def test_use_cache_resumes_through_the_journal(tmp_path):
     cache = tmp_path / "cache"
-    args = (
+    args = [
         "--tasks",
         "sev_emotion",
         "--limit",
@@ -149,7 +145,7 @@ def test_use_cache_resumes_through_the_journal(tmp_path):
         "6",
         "--use_cache",
         str(cache),
-    )
+    ]
     first = emobench(*args)
     assert first.returncode == 0, first.stderr[-2000:]
     journal = Path(f"{cache}.emobench-journal.jsonl")

@@ -31,6 +31,12 @@ def test_spec_records_arguments_with_defaults():
     assert custom.spec()["args"] == {"template": "Be {emotion}."}
 
 
+def test_a_controller_without_arguments_records_none():
+    assert create_controller("none").spec()["args"] == {}
+    with pytest.raises(PluginLoadError, match="takes no arguments"):
+        create_controller("none", alpha=1)
+
+
 def test_bad_arguments_name_the_accepted_ones():
     with pytest.raises(PluginLoadError, match="does not take argument"):
         create_controller("prompt", alpha=3)

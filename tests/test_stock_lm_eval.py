@@ -28,27 +28,12 @@ def test_validate_passes():
 def test_stock_hf_run_is_scored_by_the_same_classifier(tmp_path, embedded_dir):
     out = tmp_path / "out"
     proc = lm_eval(
-        "run",
-        "--model",
-        "hf",
-        "--model_args",
-        f"pretrained={embedded_dir}",
-        "--device",
-        "cpu",
-        "--include_path",
-        "tasks",
-        "--tasks",
-        "sev_emotion",
-        "--limit",
-        "6",
-        "--batch_size",
-        "6",
+        *f"run --model hf --model_args pretrained={embedded_dir} --device cpu".split(),
+        *["--include_path", "tasks", "--tasks", "sev_emotion", "--limit", "6", "--batch_size", "6"],
         "--apply_chat_template",
         "--system_instruction",
         "Keep the reply to at most two sentences.",
-        "--output_path",
-        str(out),
-        "--log_samples",
+        *f"--output_path {out} --log_samples".split(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (results_file,) = out.rglob("results_*.json")
