@@ -15,6 +15,8 @@ from emobench.classify.minilm import default_head
 from emobench.registry import CONTROLLERS, load_class
 from lm_eval.tasks import TaskManager
 from importlib.resources import files
+from pathlib import Path
+from emobench.hf_metric import metric_path
 
 dist = md.distribution("emobench")
 eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == CONTROLLERS}
@@ -30,6 +32,7 @@ print(json.dumps({
     "found": TaskManager(include_path=str(task_dir)).match_tasks(["sev_emotion"]),
     "head": default_head().is_file(),
     "template": (files("emobench.leaderboard") / "templates" / "leaderboard.html.j2").is_file(),
+    "metric": (Path(metric_path()) / "emotion_accuracy.py").is_file(),
 }))
 """
 
@@ -87,5 +90,5 @@ def test_installed_wheel_finds_its_parts(tmp_path):
     assert info["controllers"]["prompt"] == "emobench.controllers.prompt:PromptController"
     assert info["prompt_module"] == "emobench.controllers.prompt"
     assert info["task_dir"].startswith(str(site))
-    assert info["yaml"] and info["head"] and info["template"]
+    assert info["yaml"] and info["head"] and info["template"] and info["metric"]
     assert info["found"] == ["sev_emotion"]

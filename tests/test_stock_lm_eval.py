@@ -4,12 +4,24 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LM_EVAL = shutil.which("lm_eval") or shutil.which("lm-eval")
+
+
+def _find_lm_eval() -> str | None:
+    """The lm_eval script of this interpreter's environment (the venv need not be activated)."""
+    here = Path(sys.executable).parent
+    for name in ("lm_eval", "lm-eval"):
+        if (here / name).exists():
+            return str(here / name)
+    return shutil.which("lm_eval") or shutil.which("lm-eval")
+
+
+LM_EVAL = _find_lm_eval()
 
 
 def lm_eval(*args: str) -> subprocess.CompletedProcess:
