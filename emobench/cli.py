@@ -134,9 +134,7 @@ def _run(args: argparse.Namespace) -> None:
 
     extra = {
         "emobench_version": __version__,
-        "model": (args.model_args or {}).get("pretrained", args.model)
-        if isinstance(args.model_args, dict)
-        else args.model,
+        "model": (args.model_args or {}).get("pretrained", args.model),
         "controller": controller_spec,
         "controller_args_given": dict(args.controller_args or {}),
         "classifier": classifier_spec,

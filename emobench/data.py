@@ -7,16 +7,17 @@ One skeleton line holds a scenario and three events (positive, neutral, negative
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from emobench import EMOTIONS, VALENCES
 from emobench.errors import DataError
+from emobench.jsonl import read_jsonl
 from emobench.paths import cache_dir
 
 SPLIT_FILES = {"train": "train.jsonl", "test": "test.jsonl"}
@@ -89,9 +90,7 @@ def _nonempty_str(value: object) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def _validate(record: object, where: str, seen: dict[str, str]) -> Skeleton:
-    if not isinstance(record, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+def _validate(record: dict[str, Any], where: str, seen: dict[str, str]) -> Skeleton:
     missing = [f for f in REQUIRED_FIELDS if f not in record]
     if missing:
         raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -117,26 +116,8 @@ def _validate(record: object, where: str, seen: dict[str, str]) -> Skeleton:
 
 def load_skeletons(path: str | Path) -> list[Skeleton]:
     """Read and validate a SEV jsonl file; any bad line raises DataError('file:line: ...')."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
     seen: dict[str, str] = {}
-    skeletons: list[Skeleton] = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                record = json.loads(line.rstrip("\r\n"))
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
-                ) from exc
-            skeletons.append(_validate(record, where, seen))
-    if not skeletons:
-        raise DataError(f"{path}: no SEV records (the file is empty)")
-    return skeletons
+    return [_validate(record, where, seen) for where, record in read_jsonl(path)]
 
 
 def expand(skeletons: list[Skeleton]) -> Iterator[dict[str, str]]:

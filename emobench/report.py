@@ -12,19 +12,20 @@ from emobench import EMOTIONS, VALENCES
 from emobench.metrics import task_metrics
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+def percent(value: float | None) -> str:
+    """A share as a percentage with two decimals; blank when there is no value."""
+    return "" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
 def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = "simple") -> str:
     m = task_metrics(results, task)
     info = results.get("emobench", {})
     n = results.get("n-samples", {}).get(task, {}).get("effective")
-    rows = [["overall", _pct(m.get("acc")), n if n is not None else ""]]
+    rows = [["overall", percent(m.get("acc")), n if n is not None else ""]]
     per = n // len(EMOTIONS) if isinstance(n, int) else ""
-    rows += [[f"  {e}", _pct(m.get(f"acc_{e}")), per] for e in EMOTIONS]
+    rows += [[f"  {e}", percent(m.get(f"acc_{e}")), per] for e in EMOTIONS]
     per_v = n // len(VALENCES) if isinstance(n, int) else ""
-    rows += [[f"  {v} situations", _pct(m.get(f"acc_{v}")), per_v] for v in VALENCES]
+    rows += [[f"  {v} situations", percent(m.get(f"acc_{v}")), per_v] for v in VALENCES]
     controller = info.get("controller", {})
     args = info.get("controller_args_given") or {}
     title = (
@@ -34,7 +35,7 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
     )
     extra = info.get(task, {})
     if "macro_f1" in extra:
-        rows.append(["macro-F1 (x100)", _pct(extra["macro_f1"]), n if n is not None else ""])
+        rows.append(["macro-F1 (x100)", percent(extra["macro_f1"]), n if n is not None else ""])
     table = tabulate(
         rows,
         headers=["slice", "accuracy %", "n"],
@@ -55,10 +56,10 @@ def confusion_table(conf: Mapping[str, Any], fmt: str = "simple") -> str:
 
 def score_table(result: Mapping[str, Any], source: str = "", fmt: str = "simple") -> str:
     """The table for `emobench score`: slices, macro-F1, agreement and the confusion matrix."""
-    rows = [["overall", _pct(result["acc"])]]
-    rows += [[f"  {e}", _pct(result[f"acc_{e}"])] for e in EMOTIONS]
-    rows += [[f"  {v} situations", _pct(result[f"acc_{v}"])] for v in VALENCES]
-    rows.append(["macro-F1 (x100)", _pct(result["macro_f1"])])
+    rows = [["overall", percent(result["acc"])]]
+    rows += [[f"  {e}", percent(result[f"acc_{e}"])] for e in EMOTIONS]
+    rows += [[f"  {v} situations", percent(result[f"acc_{v}"])] for v in VALENCES]
+    rows.append(["macro-F1 (x100)", percent(result["macro_f1"])])
     agreement = result.get("agreement_with_run")
     if agreement:
         rows.append(

@@ -5,42 +5,27 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from emobench import EMOTIONS, VALENCES
+from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.errors import DataError
-from emobench.metrics import BREAKDOWNS, cohen_kappa, confusion, macro_f1
+from emobench.jsonl import read_jsonl
+from emobench.metrics import (
+    BREAKDOWNS,
+    cohen_kappa,
+    confusion,
+    macro_f1,
+    mean_where,
+    sample_metrics,
+)
 
 log = logging.getLogger(__name__)
 
 # Far past the encoder's 256-token window; longer texts are cut here, with a warning, so one
 # runaway generation cannot exhaust memory in the tokenizer.
 MAX_CHARS = 20_000
-
-
-def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    seen = False
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            seen = True
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
-                ) from exc
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, record
-    if not seen:
-        raise DataError(f"{path}: the file is empty; expected one JSON object per line")
 
 
 def _clip(text: str, where: str) -> str:
@@ -52,34 +37,35 @@ def _clip(text: str, where: str) -> str:
 
 def read_texts(path: str | Path, field: str = "text") -> list[str]:
     """The `field` of every line of a JSONL file; a line without it fails with file:line."""
-    path = Path(path)
     texts = []
-    for lineno, record in _jsonl(path):
+    for where, record in read_jsonl(path):
         text = record.get(field)
         if not isinstance(text, str):
-            raise DataError(f"{path}:{lineno}: no string field {field!r}")
-        texts.append(_clip(text, f"{path}:{lineno}"))
+            raise DataError(f"{where}: no string field {field!r}")
+        texts.append(_clip(text, where))
     return texts
 
 
 def read_samples(path: str | Path) -> list[dict[str, Any]]:
     """(doc, reply, the run's own scoring) of an lm-eval samples log of sev_emotion."""
-    path = Path(path)
     out = []
-    for lineno, record in _jsonl(path):
+    for where, record in read_jsonl(path):
         try:
             doc = record["doc"]
             text = record["resps"][0][0]
-            doc["target_emotion"], doc["valence"]
+            missing = [k for k in ("target_emotion", "valence") if k not in doc]
         except (KeyError, IndexError, TypeError) as exc:
+            missing = [repr(exc)]
+        if missing:
             raise DataError(
-                f"{path}:{lineno}: not an lm-eval samples line of sev_emotion ({exc!r} missing)"
-            ) from exc
+                f"{where}: not an lm-eval samples line of sev_emotion "
+                f"({', '.join(missing)} missing)"
+            )
         original = None
         # Runs scored by another version may lack the JSON record; re-scoring still works.
         with contextlib.suppress(KeyError, IndexError, TypeError, json.JSONDecodeError):
             original = json.loads(record["filtered_resps"][0])
-        out.append({"doc": doc, "text": _clip(text, f"{path}:{lineno}"), "original": original})
+        out.append({"doc": doc, "text": _clip(text, where), "original": original})
     return out
 
 
@@ -87,16 +73,12 @@ def summarize(
     docs: list[dict[str, Any]], labels: list[str], classifier_labels: list[str]
 ) -> dict[str, Any]:
     """Accuracy, slices, macro-F1 and confusion for (doc, predicted label) pairs."""
+    # The same per-sample metrics and slice means as the task, so the numbers cannot drift apart.
+    per_doc = [sample_metrics(d, {"label": lab}) for d, lab in zip(docs, labels, strict=True)]
+    out: dict[str, Any] = {"n": len(docs)}
+    for metric in ("acc", *BREAKDOWNS):
+        out[metric] = mean_where([m[metric] for m in per_doc])
     targets = [d["target_emotion"] for d in docs]
-    correct = [t == p for t, p in zip(targets, labels, strict=True)]
-    n = len(docs)
-    out: dict[str, Any] = {"n": n, "acc": sum(correct) / n if n else float("nan")}
-    for e in EMOTIONS:
-        sel = [c for c, t in zip(correct, targets, strict=True) if t == e]
-        out[f"acc_{e}"] = sum(sel) / len(sel) if sel else float("nan")
-    for v in VALENCES:
-        sel = [c for c, d in zip(correct, docs, strict=True) if d["valence"] == v]
-        out[f"acc_{v}"] = sum(sel) / len(sel) if sel else float("nan")
     all_labels = list(EMOTIONS) + [lab for lab in classifier_labels if lab not in EMOTIONS]
     out["macro_f1"] = macro_f1(targets, labels, all_labels)
     out["confusion"] = {

@@ -14,6 +14,7 @@ from tabulate import tabulate
 
 from emobench import EMOTIONS, VALENCES
 from emobench.metrics import task_metrics
+from emobench.report import percent
 
 TASK = "sev_emotion"
 COLUMNS = [
@@ -84,10 +85,6 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     return sorted(newest.values(), key=lambda r: (-(r["acc"] or 0), r["controller"]))
 
 
-def _pct(v: Any) -> str:
-    return "" if v is None else f"{100 * v:.2f}"
-
-
 def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     headers = [
         "rank",
@@ -112,10 +109,10 @@ def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
                 r["model"],
                 r["classifier"],
                 r["n"],
-                _pct(r["acc"]),
-                _pct(r.get("macro_f1")),
-                *[_pct(r[f"acc_{e}"]) for e in EMOTIONS],
-                *[_pct(r[f"acc_{v}"]) for v in VALENCES],
+                percent(r["acc"]),
+                percent(r.get("macro_f1")),
+                *[percent(r[f"acc_{e}"]) for e in EMOTIONS],
+                *[percent(r[f"acc_{v}"]) for v in VALENCES],
             ]
         )
     return headers, body

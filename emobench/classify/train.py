@@ -32,6 +32,7 @@ from emobench.classify.encoder import shared_encoder
 from emobench.classify.lexical import NGRAMS, Lexical, combine
 from emobench.data import file_sha256
 from emobench.errors import DataError
+from emobench.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +53,16 @@ def judged_dir() -> Path:
 def load_judged(path: Path) -> tuple[list[str], list[str], list[str]]:
     """(texts, emotion labels, skeleton ids) of a judged file; bad lines fail with file:line."""
     texts, labels, groups = [], [], []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                text, emo, sid = rec["gen_text"], rec["emotion"], rec["skeleton_id"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(f"{path}:{lineno}: not a judged record ({exc})") from exc
-            if emo not in EMOTIONS:
-                raise DataError(f"{path}:{lineno}: unknown emotion {emo!r}")
-            texts.append(text)
-            labels.append(emo)
-            groups.append(sid)
+    for where, rec in read_jsonl(path):
+        try:
+            text, emo, sid = rec["gen_text"], rec["emotion"], rec["skeleton_id"]
+        except KeyError as exc:
+            raise DataError(f"{where}: not a judged record ({exc} missing)") from exc
+        if emo not in EMOTIONS:
+            raise DataError(f"{where}: unknown emotion {emo!r}")
+        texts.append(text)
+        labels.append(emo)
+        groups.append(sid)
     return texts, labels, groups
 
 

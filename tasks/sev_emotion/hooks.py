@@ -12,8 +12,9 @@ from lm_eval.api.filter import Filter
 from emobench import EMOTIONS
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.data import load_docs, user_message
-from emobench.metrics import mean_where as _mean_where
-from emobench.metrics import sample_metrics
+from emobench.metrics import mean_where, sample_metrics
+
+__all__ = ["ClassifyFilter", "doc_to_text", "mean_where", "process_results", "sev_test"]
 
 log = logging.getLogger("emobench.tasks.sev_emotion")
 
@@ -60,7 +61,3 @@ class ClassifyFilter(Filter):
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
     return sample_metrics(doc, json.loads(results[0]))
-
-
-def mean_where(items: list[float | None]) -> float:
-    return _mean_where(items)
