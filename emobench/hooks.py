@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -17,6 +18,7 @@ from emobench.errors import EmoBenchError
 # Where the decoder blocks live, by architecture family (checked in order).
 _LAYER_PATHS = (
     "model.layers",
+    "model.language_model.layers",
     "model.decoder.layers",
     "transformer.h",
     "gpt_neox.layers",
@@ -41,6 +43,65 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     raise EmoBenchError(
         f"cannot find the decoder layers of {type(model).__name__}; tried {', '.join(_LAYER_PATHS)}"
     )
+
+
+# Inside one decoder block, by the names the supported families give them (checked in order).
+_ATTENTION = ("self_attn", "attn", "attention")
+_ATTN_OUT = ("o_proj", "c_proj", "dense", "out_proj")
+_MLP = ("mlp", "feed_forward")
+_MLP_DOWN = ("down_proj", "c_proj", "dense_4h_to_h", "fc2", "w2")
+# The norm in front of the MLP: its *input* is the residual stream after attention. Reading it
+# there (rather than adding up attention outputs) is right for every family, including Gemma-3,
+# which normalises the attention output before adding it to the residual.
+_PRE_MLP_NORM = ("pre_feedforward_layernorm", "post_attention_layernorm", "ln_2")
+
+
+@dataclass(frozen=True)
+class BlockPoints:
+    """Module paths of one decoder block's hook points.
+
+    - ``block``: its output is the residual stream after the block (after the MLP);
+    - ``pre_mlp_norm``: its input is the residual stream after attention;
+    - ``attn_out``: its input is the concatenated per-head attention output (heads x head_dim);
+    - ``mlp_down``: its input is the MLP's neuron activations (d_ff).
+    """
+
+    index: int
+    block: str
+    pre_mlp_norm: str
+    attn_out: str
+    mlp_down: str
+
+
+def _child(block: nn.Module, prefix: str, names: tuple[str, ...], what: str) -> str:
+    for name in names:
+        if isinstance(getattr(block, name, None), nn.Module):
+            return f"{prefix}.{name}"
+    raise EmoBenchError(
+        f"{prefix} ({type(block).__name__}) has no {what} module; tried {', '.join(names)}"
+    )
+
+
+def hook_points(model: nn.Module) -> list[BlockPoints]:
+    """Resolve the hook points of every decoder block (Llama, Gemma-3, Qwen2, GPT-2, ...)."""
+    layers = decoder_layers(model)
+    prefix = next(name for name, module in model.named_modules() if module is layers)
+    points = []
+    for i, block in enumerate(layers):
+        base = f"{prefix}.{i}"
+        attn = _child(block, base, _ATTENTION, "attention")
+        mlp = _child(block, base, _MLP, "MLP")
+        points.append(
+            BlockPoints(
+                index=i,
+                block=base,
+                pre_mlp_norm=_child(block, base, _PRE_MLP_NORM, "pre-MLP norm"),
+                attn_out=_child(_get(model, attn), attn, _ATTN_OUT, "attention output projection"),
+                mlp_down=_child(_get(model, mlp), mlp, _MLP_DOWN, "MLP down projection"),
+            )
+        )
+    resolve(model, [p for bp in points for p in (bp.pre_mlp_norm, bp.attn_out, bp.mlp_down)])
+    return points
 
 
 def resolve(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:

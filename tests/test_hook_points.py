@@ -1,0 +1,138 @@
+"""Hook points resolve on every supported decoder family, and read what they claim to read.
+
+Tiny random-initialised configs of Llama, Gemma-3, Qwen2 and GPT-2; the embedded SmolLM2 too.
+"""
+
+import pytest
+import torch
+from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from emobench.errors import EmoBenchError
+from emobench.hooks import hook_count, hook_points, hooked
+
+SMALL = {"vocab_size": 128, "num_hidden_layers": 3}
+
+
+def llama():
+    return LlamaForCausalLM(
+        LlamaConfig(
+            **SMALL,
+            hidden_size=32,
+            intermediate_size=48,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
+
+
+def qwen2():
+    return Qwen2ForCausalLM(
+        Qwen2Config(
+            **SMALL,
+            hidden_size=32,
+            intermediate_size=48,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    )
+
+
+def gemma3():
+    return Gemma3ForCausalLM(
+        Gemma3TextConfig(
+            **SMALL,
+            hidden_size=32,
+            intermediate_size=48,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=8,
+        )
+    )
+
+
+def gpt2():
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=128,
+            n_layer=3,
+            n_embd=32,
+            n_head=4,
+            n_inner=48,
+            bos_token_id=0,
+            eos_token_id=0,
+        )
+    )
+
+
+# (factory, d_ff, heads x head_dim, the MLP's contribution is added to the residual unnormalised)
+FAMILIES = {
+    "llama": (llama, 48, 32, True),
+    "qwen2": (qwen2, 48, 32, True),
+    "gpt2": (gpt2, 48, 32, True),
+    "gemma3": (gemma3, 48, 32, False),  # Gemma-3 normalises the MLP output before adding it
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_hook_points_read_the_residual_stream(family):
+    factory, d_ff, attn_width, plain_residual = FAMILIES[family]
+    torch.manual_seed(0)
+    model = factory().eval()
+    points = hook_points(model)
+    assert len(points) == 3
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep_input(name):
+        def hook(module, args):
+            seen[name] = args[0].detach()
+
+        return hook
+
+    def keep_output(name):
+        def hook(module, args, output):
+            seen[name] = (output[0] if isinstance(output, tuple) else output).detach()
+
+        return hook
+
+    p = points[1]
+    pre = {
+        p.pre_mlp_norm: keep_input("mid"),
+        p.attn_out: keep_input("heads"),
+        p.mlp_down: keep_input("neurons"),
+    }
+    post = {p.block: keep_output("block"), p.mlp_down: keep_output("down")}
+    with torch.no_grad(), hooked(model, forward=post, forward_pre=pre):
+        model(torch.tensor([[1, 5, 9, 2]]))
+    assert hook_count(model) == 0
+    assert seen["heads"].shape[-1] == attn_width
+    assert seen["neurons"].shape[-1] == d_ff
+    assert seen["mid"].shape == seen["block"].shape
+    if plain_residual:
+        # residual after the block = residual after attention + the MLP's output
+        torch.testing.assert_close(seen["block"], seen["mid"] + seen["down"], rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_architectures_fail_clearly():
+    with pytest.raises(EmoBenchError, match="cannot find the decoder layers"):
+        hook_points(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+@pytest.mark.integration
+def test_embedded_smollm2_hook_points(embedded_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(embedded_dir)
+    points = hook_points(model)
+    assert len(points) == 30
+    assert points[13].attn_out == "model.layers.13.self_attn.o_proj"
+    assert points[13].mlp_down == "model.layers.13.mlp.down_proj"
+    assert points[13].pre_mlp_norm == "model.layers.13.post_attention_layernorm"
