@@ -219,6 +219,16 @@ def _classify(args: argparse.Namespace) -> None:
         print(json.dumps(scored, ensure_ascii=False))
 
 
+def _discover(args: argparse.Namespace) -> None:
+    from emobench.discover import discover_directions, load_model
+
+    model, tokenizer, name = load_model(dict(args.model_args or {}))
+    out = discover_directions(
+        model, tokenizer, name, args.out, batch_size=args.batch_size, limit_groups=args.limit_groups
+    )
+    print(f"wrote {out / 'tensors.safetensors'} and {out / 'meta.json'}")
+
+
 def _write_json(path: str, obj: Any) -> None:
     from pathlib import Path
 
@@ -300,6 +310,28 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="also write a results_*.json file that `emobench leaderboard` ranks",
     )
     sc.set_defaults(func=_score)
+
+    dc = subparsers.add_parser(
+        "discover", help="build artifacts (emotion directions) from SEV train"
+    )
+    dc.add_argument("what", choices=["directions"])
+    dc.add_argument(
+        "--model_args",
+        nargs="+",
+        action=MergeDictAction,
+        default=None,
+        metavar="<arg>",
+        help="pretrained=<HF id or dir> (default: embedded), dtype=...",
+    )
+    dc.add_argument("--out", required=True, help="output directory of the artifact")
+    dc.add_argument("--batch_size", type=int, default=16)
+    dc.add_argument(
+        "--limit_groups",
+        type=int,
+        default=None,
+        help="only the first N (skeleton, valence) groups (for quick checks)",
+    )
+    dc.set_defaults(func=_discover)
 
     lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")
     lb.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")

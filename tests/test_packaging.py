@@ -17,6 +17,7 @@ from lm_eval.tasks import TaskManager
 from importlib.resources import files
 from pathlib import Path
 from emobench.hf_metric import metric_path
+from emobench.controllers.steer import shipped_artifact
 
 dist = md.distribution("emobench")
 eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == CONTROLLERS}
@@ -33,6 +34,7 @@ print(json.dumps({
     "head": default_head().is_file(),
     "template": (files("emobench.leaderboard") / "templates" / "leaderboard.html.j2").is_file(),
     "metric": (Path(metric_path()) / "emotion_accuracy.py").is_file(),
+    "steer_artifact": (shipped_artifact() / "tensors.safetensors").is_file(),
 }))
 """
 
@@ -91,4 +93,6 @@ def test_installed_wheel_finds_its_parts(tmp_path):
     assert info["prompt_module"] == "emobench.controllers.prompt"
     assert info["task_dir"].startswith(str(site))
     assert info["yaml"] and info["head"] and info["template"] and info["metric"]
+    assert info["steer_artifact"]
+    assert info["controllers"]["steer"] == "emobench.controllers.steer:SteerController"
     assert info["found"] == ["sev_emotion"]

@@ -1,0 +1,115 @@
+"""`steer`: add an emotion direction to the residual stream (METHOD.md, controller 2).
+
+h <- h + alpha * RMS(h) * v_e(L) on the output of each block in the chosen range, at the last
+position of every forward pass (the last prompt token at prefill, then each generated token),
+with the neutral system message. Directions come from `emobench discover directions`; the
+artifact for the embedded default model ships in controllers/artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from emobench import EMOTIONS, artifacts
+from emobench.controller import Controller
+from emobench.data import file_sha256
+from emobench.errors import EmoBenchError
+from emobench.hooks import hook_points, hooked
+
+# The reference steered blocks 11-20 of Llama-3.2-3B's 28; other depths get the same share.
+REFERENCE_RANGE, REFERENCE_DEPTH = (11, 20), 28
+
+
+def default_layers(depth: int) -> tuple[int, int]:
+    lo, hi = REFERENCE_RANGE
+    return round(lo * depth / REFERENCE_DEPTH), round(hi * depth / REFERENCE_DEPTH)
+
+
+def parse_layers(spec: str | None, depth: int) -> tuple[int, int]:
+    if spec is None or spec == "":
+        return default_layers(depth)
+    try:
+        lo, _, hi = str(spec).partition("-")
+        first, last = int(lo), int(hi or lo)
+    except ValueError as exc:
+        raise EmoBenchError(
+            f"layers must look like '12-21' (first-last, inclusive), got {spec!r}"
+        ) from exc
+    if not 0 <= first <= last < depth:
+        raise EmoBenchError(
+            f"layers {spec!r} out of range for a model with {depth} blocks (0-{depth - 1})"
+        )
+    return first, last
+
+
+def shipped_artifact() -> Path:
+    return Path(
+        str(files("emobench.controllers") / "artifacts" / "smollm2-135m-instruct" / "directions")
+    )
+
+
+class SteerController(Controller):
+    name = "steer"
+
+    def __init__(
+        self, alpha: float = 2.0, layers: str | None = None, artifact: str | None = None
+    ) -> None:
+        self.alpha = float(alpha)
+        self.layers = layers
+        self.artifact = artifact
+        self._loaded: tuple[int, dict[str, torch.Tensor], dict[str, Any]] | None = None
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        return {"min_new_tokens": 10, "repetition_penalty": 1.05, "no_repeat_ngram_size": 3}
+
+    def _directions(self, model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, Any]]:
+        if self._loaded is None or self._loaded[0] != id(model):
+            path = Path(self.artifact) if self.artifact else shipped_artifact()
+            tensors, meta = artifacts.load(path, model)
+            self._loaded = (id(model), tensors, meta)
+        _, tensors, meta = self._loaded
+        return tensors["post_block"], meta
+
+    @contextlib.contextmanager
+    def scope(self, model: Any, emotion: str) -> Iterator[None]:
+        if emotion not in EMOTIONS:
+            raise EmoBenchError(
+                f"steer has no direction for {emotion!r}; emotions: {', '.join(EMOTIONS)}"
+            )
+        directions, meta = self._directions(model)
+        points = hook_points(model)
+        first, last = parse_layers(self.layers, len(points))
+        index = meta["emotions"].index(emotion)
+        param = next(model.parameters())
+
+        def make_hook(v: torch.Tensor):
+            v = v.to(device=param.device, dtype=param.dtype)
+
+            def hook(module, args, output):
+                h = output[0] if isinstance(output, tuple) else output
+                last_pos = h[:, -1, :]
+                rms = last_pos.pow(2).mean(dim=-1, keepdim=True).sqrt()
+                h[:, -1, :] = last_pos + self.alpha * rms * v
+                return output
+
+            return hook
+
+        hooks = {points[i].block: make_hook(directions[index, i]) for i in range(first, last + 1)}
+        with hooked(model, forward=hooks):
+            yield
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        path = Path(self.artifact) if self.artifact else shipped_artifact()
+        tensors = path / "tensors.safetensors"
+        spec["artifact"] = {
+            "path": str(path),
+            "sha256": file_sha256(tensors) if tensors.is_file() else None,
+        }
+        return spec
