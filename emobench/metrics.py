@@ -11,6 +11,15 @@ from emobench import EMOTIONS, VALENCES
 BREAKDOWNS: tuple[str, ...] = tuple(f"acc_{e}" for e in EMOTIONS) + tuple(
     f"acc_{v}" for v in VALENCES
 )
+# Per-reply quality (emobench.quality), averaged over the run; True = higher is better.
+QUALITY: dict[str, bool] = {
+    "relevance": True,
+    "distinct_2": True,
+    "longest_repeat": False,
+    "truncated": False,
+    "two_sentences": True,
+    "words": False,
+}
 
 
 def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[str, Any]:
@@ -21,6 +30,9 @@ def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[st
         out[f"acc_{emotion}"] = correct if doc["target_emotion"] == emotion else None
     for valence in VALENCES:
         out[f"acc_{valence}"] = correct if doc["valence"] == valence else None
+    quality = scored.get("quality")
+    if quality is not None:
+        out.update({name: float(quality[name]) for name in QUALITY})
     return out
 
 
@@ -38,7 +50,7 @@ def task_metrics(results: Mapping[str, Any], task: str = "sev_emotion") -> dict[
         metric, _, _filter = key.partition(",")
         if "stderr" in metric or not isinstance(value, (int, float)):
             continue
-        if metric == "acc" or metric in BREAKDOWNS:
+        if metric == "acc" or metric in BREAKDOWNS or metric in QUALITY:
             out[metric] = float(value)
     return out
 

@@ -32,6 +32,15 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
         f"controller {controller.get('name', '?')}{' ' + str(args) if args else ''} | "
         f"classifier {info.get('classifier', {}).get('name', '?')}"
     )
+    quality = [
+        ("relevance to the situation (cosine)", "relevance", lambda v: f"{v:.3f}"),
+        ("distinct-2 (x100)", "distinct_2", percent),
+        ("longest repeated n-gram (words)", "longest_repeat", lambda v: f"{v:.2f}"),
+        ("cut off, no closing punctuation %", "truncated", percent),
+        ("at most two sentences %", "two_sentences", percent),
+        ("words per reply", "words", lambda v: f"{v:.1f}"),
+    ]
+    rows_q = [[label, show(m[key])] for label, key, show in quality if key in m]
     extra = info.get(task, {})
     if "macro_f1" in extra:
         rows.append(["macro-F1 (x100)", percent(extra["macro_f1"]), n if n is not None else ""])
@@ -42,6 +51,10 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
         colalign=("left", "right", "right"),
         disable_numparse=True,
     )
+    if rows_q:
+        table += "\n\nreply quality (mean over replies)\n" + tabulate(
+            rows_q, headers=["measure", "value"], tablefmt=fmt, disable_numparse=True
+        )
     if "confusion" in extra:
         table += "\n\n" + confusion_table(extra["confusion"], fmt)
     return f"{title}\n{table}"

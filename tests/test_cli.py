@@ -109,12 +109,17 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     assert summary["confusion"]["labels"][-1] == "neutral"
     assert 0.0 <= summary["macro_f1"] <= 1.0
     assert "macro-F1" in proc.stdout and "confusion (rows: target" in proc.stdout
+    assert -1.0 <= block["relevance,classify"] <= 1.0
+    assert 0.0 <= block["distinct_2,classify"] <= 1.0
+    assert 0.0 <= block["truncated,classify"] <= 1.0
+    assert "reply quality (mean over replies)" in proc.stdout
 
     (samples_file,) = out.rglob("samples_sev_emotion_*.jsonl")
     samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
     assert len(samples) == 12
     scored = json.loads(samples[0]["filtered_resps"][0])
     assert scored["label"] in scored["probs"]
+    assert set(scored["quality"]) >= {"relevance", "distinct_2", "truncated", "two_sentences"}
     assert scored["text"] == samples[0]["resps"][0][0]
     assert samples[0]["acc"] == float(scored["label"] == samples[0]["doc"]["target_emotion"])
 

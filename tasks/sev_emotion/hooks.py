@@ -13,6 +13,7 @@ from emobench import EMOTIONS
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.data import load_docs, user_message
 from emobench.metrics import mean_where, sample_metrics
+from emobench.quality import relevance, text_quality
 
 __all__ = ["ClassifyFilter", "doc_to_text", "mean_where", "process_results", "sev_test"]
 
@@ -53,10 +54,14 @@ class ClassifyFilter(Filter):
         texts = [r[0] for r in resps]
         scored = clf.classify(texts)
         name = clf.spec()["name"]
-        return [
-            json.dumps({"text": t, **s, "classifier": name}, ensure_ascii=False)
-            for t, s in zip(texts, scored, strict=True)
-        ]
+        situations = [user_message(d["scenario"], d["event"]) for d in docs]
+        related = relevance(texts, situations)
+        out = []
+        for text, verdict, rel in zip(texts, scored, related, strict=True):
+            quality = {**text_quality(text), "relevance": round(float(rel), 6)}
+            record = {"text": text, **verdict, "classifier": name, "quality": quality}
+            out.append(json.dumps(record, ensure_ascii=False))
+        return out
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
