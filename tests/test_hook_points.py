@@ -19,44 +19,26 @@ from transformers import (
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count, hook_points, hooked
 
-SMALL = {"vocab_size": 128, "num_hidden_layers": 3}
+# Three blocks, hidden 32, d_ff 48, 4 heads of 8: small enough to run in milliseconds.
+SMALL = {
+    "vocab_size": 128,
+    "num_hidden_layers": 3,
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "num_attention_heads": 4,
+}
 
 
 def llama():
-    return LlamaForCausalLM(
-        LlamaConfig(
-            **SMALL,
-            hidden_size=32,
-            intermediate_size=48,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        )
-    )
+    return LlamaForCausalLM(LlamaConfig(**SMALL, num_key_value_heads=2))
 
 
 def qwen2():
-    return Qwen2ForCausalLM(
-        Qwen2Config(
-            **SMALL,
-            hidden_size=32,
-            intermediate_size=48,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-        )
-    )
+    return Qwen2ForCausalLM(Qwen2Config(**SMALL, num_key_value_heads=2))
 
 
 def gemma3():
-    return Gemma3ForCausalLM(
-        Gemma3TextConfig(
-            **SMALL,
-            hidden_size=32,
-            intermediate_size=48,
-            num_attention_heads=4,
-            num_key_value_heads=1,
-            head_dim=8,
-        )
-    )
+    return Gemma3ForCausalLM(Gemma3TextConfig(**SMALL, num_key_value_heads=1, head_dim=8))
 
 
 def gpt2():
