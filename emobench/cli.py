@@ -21,7 +21,7 @@ from emobench.errors import EmoBenchError
 log = logging.getLogger("emobench")
 
 DEFAULT_BATCH_SIZE = "16"
-OWN_TASKS = ("sev_emotion",)
+OWN_TASKS = ("sev_emotion", "sev_emotion_train")
 
 
 def _task_dir() -> str:
@@ -155,9 +155,10 @@ def _run(args: argparse.Namespace) -> None:
             ) from exc
         raise
     results = store.get("results")
-    if results is not None and "sev_emotion" in results.get("results", {}):
-        print()
-        print(run_table(results))
+    for task in OWN_TASKS:
+        if results is not None and task in results.get("results", {}):
+            print()
+            print(run_table(results, task))
 
 
 def _list(args: argparse.Namespace) -> None:

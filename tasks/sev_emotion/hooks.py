@@ -15,7 +15,14 @@ from emobench.data import load_docs, user_message
 from emobench.metrics import mean_where, sample_metrics
 from emobench.quality import relevance, text_quality
 
-__all__ = ["ClassifyFilter", "doc_to_text", "mean_where", "process_results", "sev_test"]
+__all__ = [
+    "ClassifyFilter",
+    "doc_to_text",
+    "mean_where",
+    "process_results",
+    "sev_test",
+    "sev_train",
+]
 
 log = logging.getLogger("emobench.tasks.sev_emotion")
 
@@ -25,6 +32,13 @@ def sev_test(**_metadata: Any) -> dict[str, Any]:
     import datasets
 
     return {"test": datasets.Dataset.from_list(load_docs("test"))}
+
+
+def sev_train(**_metadata: Any) -> dict[str, Any]:
+    """The SEV train split as 2,880 docs, for sweeps (sev_emotion_train)."""
+    import datasets
+
+    return {"train": datasets.Dataset.from_list(load_docs("train"))}
 
 
 def doc_to_text(doc: dict[str, Any]) -> str:
