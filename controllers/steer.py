@@ -64,14 +64,17 @@ class SteerController(Controller):
         self.layers = layers
         self.artifact = artifact
         self._loaded: tuple[int, dict[str, torch.Tensor], dict[str, Any]] | None = None
+        self._artifact_sha256: str | None = None
+
+    def _artifact_path(self) -> Path:
+        return Path(self.artifact) if self.artifact else shipped_artifact()
 
     def generation_kwargs(self) -> dict[str, Any]:
         return {"min_new_tokens": 10, "repetition_penalty": 1.05, "no_repeat_ngram_size": 3}
 
     def _directions(self, model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, Any]]:
         if self._loaded is None or self._loaded[0] != id(model):
-            path = Path(self.artifact) if self.artifact else shipped_artifact()
-            tensors, meta = artifacts.load(path, model)
+            tensors, meta = artifacts.load(self._artifact_path(), model)
             self._loaded = (id(model), tensors, meta)
         _, tensors, meta = self._loaded
         return tensors["post_block"], meta
@@ -106,10 +109,9 @@ class SteerController(Controller):
 
     def spec(self) -> dict[str, Any]:
         spec = super().spec()
-        path = Path(self.artifact) if self.artifact else shipped_artifact()
+        path = self._artifact_path()
         tensors = path / "tensors.safetensors"
-        spec["artifact"] = {
-            "path": str(path),
-            "sha256": file_sha256(tensors) if tensors.is_file() else None,
-        }
+        if self._artifact_sha256 is None and tensors.is_file():
+            self._artifact_sha256 = file_sha256(tensors)  # once: spec() is asked for often
+        spec["artifact"] = {"path": str(path), "sha256": self._artifact_sha256}
         return spec

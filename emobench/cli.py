@@ -80,7 +80,7 @@ def _summaries(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         if not rows:
             continue
         verdicts = [json.loads(r["filtered_resps"][0]) for r in rows]
-        labels = list(next(iter(verdicts))["probs"]) if verdicts else []
+        labels = list(verdicts[0]["probs"])
         summary = summarize([r["doc"] for r in rows], [v["label"] for v in verdicts], labels)
         out[task] = {"macro_f1": summary["macro_f1"], "confusion": summary["confusion"]}
     return out
@@ -254,6 +254,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     from lm_eval._cli import HarnessCLI
     from lm_eval._cli.utils import MergeDictAction
 
+    from emobench.classify import DEFAULT_CLASSIFIER
+
     cli = HarnessCLI()
     parser: argparse.ArgumentParser = cli._parser
     parser.prog = "emobench"
@@ -295,7 +297,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     cl = subparsers.add_parser("classify", help="classify the `text` of each line of a JSONL file")
     cl.add_argument("file", help="JSONL file, one object with a `text` field per line")
-    cl.add_argument("--classifier", default="minilm", help="classifier plugin (default minilm)")
+    cl.add_argument(
+        "--classifier", default=DEFAULT_CLASSIFIER, help="classifier plugin (default minilm)"
+    )
     cl.add_argument("--field", default="text", help="the field holding the text (default text)")
     cl.set_defaults(func=_classify)
 
@@ -303,7 +307,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "score", help="re-score a finished run's samples log, no regeneration"
     )
     sc.add_argument("samples", help="an lm-eval samples_sev_emotion_*.jsonl file")
-    sc.add_argument("--classifier", default="minilm", help="classifier plugin (default minilm)")
+    sc.add_argument(
+        "--classifier", default=DEFAULT_CLASSIFIER, help="classifier plugin (default minilm)"
+    )
     sc.add_argument("--out", default=None, help="also write the metrics as JSON here")
     sc.add_argument(
         "--results",

@@ -100,14 +100,24 @@ class EmoBenchLM(HFLM):
             gen_kwargs["until"] = until + [s for s in extra_stop if s not in until]
         return dataclasses.replace(request, arguments=(context, gen_kwargs))
 
-    def _fingerprint(self, gen_kwargs: dict[str, Any]) -> str:
-        return fingerprint(
-            {
-                "model": self.pretrained_name,
-                "controller": self.controller.spec(),
-                "gen_kwargs": gen_kwargs,
-            }
-        )
+    def _fingerprints(self, requests: list[Instance]) -> list[str]:
+        """Journal fingerprints: one per distinct generation settings, not one per request
+        (a controller's spec may hash an artifact file)."""
+        controller = self.controller.spec()
+        by_kwargs: dict[str, str] = {}
+        fps = []
+        for req in requests:
+            key = _kw_key(req.args[1])
+            if key not in by_kwargs:
+                by_kwargs[key] = fingerprint(
+                    {
+                        "model": self.pretrained_name,
+                        "controller": controller,
+                        "gen_kwargs": req.args[1],
+                    }
+                )
+            fps.append(by_kwargs[key])
+        return fps
 
     @contextlib.contextmanager
     def _journaled(self, rewritten: list[Instance], fps: list[str]) -> Iterator[None]:
@@ -160,7 +170,7 @@ class EmoBenchLM(HFLM):
         self, emotion: str, requests: list[Instance], disable_tqdm: bool
     ) -> list[str]:
         rewritten = [self._rewrite(r) for r in requests]
-        fps = [self._fingerprint(r.args[1]) for r in rewritten]
+        fps = self._fingerprints(rewritten)
         outs: list[str | None] = [None] * len(requests)
         if self.journal is not None:
             for j, (req, fp) in enumerate(zip(rewritten, fps, strict=True)):
