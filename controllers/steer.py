@@ -4,11 +4,17 @@ h <- h + alpha * RMS(h) * v_e(L) on the output of each block in the chosen range
 position of every forward pass (the last prompt token at prefill, then each generated token),
 with the neutral system message. Directions come from `emobench discover directions`; the
 artifact for the embedded default model ships in controllers/artifacts/.
+
+Defaults: alpha and layers given on the command line win. Otherwise an artifact may carry
+`recommended.json` (alpha, layers, and where they came from: for the shipped artifact, the best
+quality-adjusted point of `scripts/steer_sweep.py` on the SEV train split); failing that, alpha
+2.0 and the reference's blocks 11-20 of 28 mapped to the model's depth.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -24,6 +30,7 @@ from emobench.hooks import hook_points, hooked
 
 # The reference steered blocks 11-20 of Llama-3.2-3B's 28; other depths get the same share.
 REFERENCE_RANGE, REFERENCE_DEPTH = (11, 20), 28
+FALLBACK_ALPHA = 2.0
 
 
 def default_layers(depth: int) -> tuple[int, int]:
@@ -58,16 +65,27 @@ class SteerController(Controller):
     name = "steer"
 
     def __init__(
-        self, alpha: float = 2.0, layers: str | None = None, artifact: str | None = None
+        self, alpha: float | None = None, layers: str | None = None, artifact: str | None = None
     ) -> None:
-        self.alpha = float(alpha)
-        self.layers = layers
         self.artifact = artifact
+        recommended = self.recommended()
+        self.alpha = float(alpha if alpha is not None else recommended.get("alpha", FALLBACK_ALPHA))
+        self.layers = layers if layers not in (None, "") else recommended.get("layers")
         self._loaded: tuple[int, dict[str, torch.Tensor], dict[str, Any]] | None = None
         self._artifact_sha256: str | None = None
 
     def _artifact_path(self) -> Path:
         return Path(self.artifact) if self.artifact else shipped_artifact()
+
+    def recommended(self) -> dict[str, Any]:
+        """The artifact's recommended settings ({} when it has none)."""
+        path = self._artifact_path() / "recommended.json"
+        if not path.is_file():
+            return {}
+        try:
+            return dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise EmoBenchError(f"{path}: not a JSON object ({exc}); fix or delete it") from exc
 
     def generation_kwargs(self) -> dict[str, Any]:
         return {"min_new_tokens": 10, "repetition_penalty": 1.05, "no_repeat_ngram_size": 3}
@@ -114,4 +132,6 @@ class SteerController(Controller):
         if self._artifact_sha256 is None and tensors.is_file():
             self._artifact_sha256 = file_sha256(tensors)  # once: spec() is asked for often
         spec["artifact"] = {"path": str(path), "sha256": self._artifact_sha256}
+        # What actually runs, defaults resolved (the args above are only what was passed).
+        spec["effective"] = {"alpha": self.alpha, "layers": self.layers or "proportional"}
         return spec

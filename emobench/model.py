@@ -19,7 +19,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from emobench import EMOTIONS, embedded
+from emobench import EMOTIONS, embedded, fluency
 from emobench.chat import base_messages, render
 from emobench.controller import Controller, create_controller
 from emobench.errors import EmoBenchError
@@ -73,6 +73,7 @@ class EmoBenchLM(HFLM):
         controller_args: dict[str, Any] | str | None = None,
         journal: str | None = None,
         device: str | None = None,
+        measure_fluency: bool = True,
         **kwargs: Any,
     ) -> None:
         self.pretrained_name = pretrained or embedded.DEFAULT_PRETRAINED
@@ -87,6 +88,11 @@ class EmoBenchLM(HFLM):
                 controller, **parse_controller_args(controller_args)
             )
         self.journal = Journal(journal) if journal else None
+        self.measure_fluency = (
+            measure_fluency
+            if isinstance(measure_fluency, bool)
+            else (str(measure_fluency).lower() not in ("false", "0", "no"))
+        )
 
     # ---- prompts -------------------------------------------------------------------------
     def _rewrite(self, request: Instance) -> Instance:
@@ -192,4 +198,28 @@ class EmoBenchLM(HFLM):
                 made = super().generate_until(pending, disable_tqdm)
             for j, text in zip(todo, made, strict=True):
                 outs[j] = text
+        if self.measure_fluency:
+            self._measure_fluency(rewritten, outs, disable_tqdm)  # type: ignore[arg-type]
         return outs  # type: ignore[return-value]
+
+    def _measure_fluency(
+        self, rewritten: list[Instance], outs: list[str], disable_tqdm: bool
+    ) -> None:
+        """Perplexity of each reply under the unsteered model (outside the controller's scope),
+        handed to the task's scoring filter through emobench.fluency."""
+        try:
+            batch = int(self.batch_size)
+        except (TypeError, ValueError):
+            batch = 16
+        ppl = fluency.perplexities(
+            self.model,
+            self.tokenizer,
+            [r.args[0] for r in rewritten],
+            outs,
+            batch_size=batch,
+            max_length=self.max_length,
+            progress=not disable_tqdm,
+            encode_context=self.tok_encode,
+        )
+        for req, text, value in zip(rewritten, outs, ppl, strict=True):
+            fluency.remember(req.doc["key"], text, value)

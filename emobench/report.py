@@ -39,11 +39,15 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
         ("cut off, no closing punctuation %", "truncated", percent),
         ("at most two sentences %", "two_sentences", percent),
         ("words per reply", "words", lambda v: f"{v:.1f}"),
+        ("perplexity under the unsteered model (geo. mean)", "ppl", lambda v: f"{v:.2f}"),
     ]
-    rows_q = [[label, show(m[key])] for label, key, show in quality if key in m]
+    rows_q = [
+        [label, show(m[key])] for label, key, show in quality if key in m and not math.isnan(m[key])
+    ]
     extra = info.get(task, {})
     if "macro_f1" in extra:
         rows.append(["macro-F1 (x100)", percent(extra["macro_f1"]), n if n is not None else ""])
+    rows += adjusted_rows(extra.get("quality_adjusted") or {}, n)
     table = tabulate(
         rows,
         headers=["slice", "accuracy %", "n"],
@@ -60,6 +64,21 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
     return f"{title}\n{table}"
 
 
+def adjusted_rows(qa: Mapping[str, Any], n: Any = "") -> list[list[Any]]:
+    """Quality-adjusted accuracy and the gate's pass rates, when a gate was calibrated."""
+    value = qa.get("acc_qa")
+    if value is None or math.isnan(value):
+        return []
+    n = "" if n is None else n
+    rows = [["quality-adjusted accuracy", percent(value), n]]
+    rows += [[f"  {e} (quality-adjusted)", percent(qa.get(f"acc_qa_{e}")), ""] for e in EMOTIONS]
+    rows.append(["replies through the quality gate", percent(qa.get("gate_pass")), n])
+    checks = (("fluent", "fluent"), ("varied", "not repetitive"), ("on_topic", "on topic"))
+    for key, label in checks:
+        rows.append([f"  {label}", percent(qa.get(key)), ""])
+    return rows
+
+
 def confusion_table(conf: Mapping[str, Any], fmt: str = "simple") -> str:
     matrix = [[lab, *row] for lab, row in zip(conf["labels"], conf["matrix"], strict=True)]
     body = tabulate(matrix, headers=["target \\ predicted", *conf["labels"]], tablefmt=fmt)
@@ -72,6 +91,7 @@ def score_table(result: Mapping[str, Any], source: str = "", fmt: str = "simple"
     rows += [[f"  {e}", percent(result[f"acc_{e}"])] for e in EMOTIONS]
     rows += [[f"  {v} situations", percent(result[f"acc_{v}"])] for v in VALENCES]
     rows.append(["macro-F1 (x100)", percent(result["macro_f1"])])
+    rows += [r[:2] for r in adjusted_rows(result.get("quality_adjusted") or {})]
     agreement = result.get("agreement_with_run")
     if agreement:
         rows.append(

@@ -11,11 +11,14 @@ from typing import Any
 from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.errors import DataError
+from emobench.gate import QualityGate, gate_for, quality_adjusted
 from emobench.jsonl import read_jsonl
 from emobench.metrics import (
     BREAKDOWNS,
+    QUALITY,
     cohen_kappa,
     confusion,
+    geometric_mean_where,
     macro_f1,
     mean_where,
     sample_metrics,
@@ -70,9 +73,14 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
 
 
 def summarize(
-    docs: list[dict[str, Any]], labels: list[str], classifier_labels: list[str]
+    docs: list[dict[str, Any]],
+    labels: list[str],
+    classifier_labels: list[str],
+    qualities: list[dict[str, Any] | None] | None = None,
+    gate: QualityGate | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, slices, macro-F1 and confusion for (doc, predicted label) pairs."""
+    """Accuracy, slices, macro-F1 and confusion for (doc, predicted label) pairs; with the
+    replies' quality measures also their means and the quality-adjusted accuracy."""
     # The same per-sample metrics and slice means as the task, so the numbers cannot drift apart.
     per_doc = [sample_metrics(d, {"label": lab}) for d, lab in zip(docs, labels, strict=True)]
     out: dict[str, Any] = {"n": len(docs)}
@@ -87,16 +95,72 @@ def summarize(
         "cols": "predicted",
         "matrix": confusion(targets, labels, all_labels),
     }
+    if qualities is not None and all(q is not None for q in qualities):
+        for name in QUALITY:
+            values = [q.get(name) for q in qualities]  # type: ignore[union-attr]
+            agg = geometric_mean_where if name == "ppl" else mean_where
+            out[name] = agg([None if v is None else float(v) for v in values])
+        out["quality_adjusted"] = quality_adjusted(targets, labels, qualities, gate)
     return out
 
 
-def score_samples(path: str | Path, classifier: Classifier) -> dict[str, Any]:
+def measure_quality(docs: list[dict[str, Any]], texts: list[str]) -> list[dict[str, Any]]:
+    """The task filter's per-reply quality measures (perplexity aside) for saved replies."""
+    from emobench.data import user_message
+    from emobench.quality import relevance, text_quality
+
+    related = relevance(texts, [user_message(d["scenario"], d["event"]) for d in docs])
+    return [
+        {**text_quality(t), "relevance": round(float(r), 6)}
+        for t, r in zip(texts, related, strict=True)
+    ]
+
+
+def score_samples(
+    path: str | Path,
+    classifier: Classifier,
+    fluency: bool = False,
+    gate: QualityGate | None = None,
+) -> dict[str, Any]:
+    """Re-score a samples log: new verdicts, the quality measures recomputed from the texts,
+    perplexity taken from the run (or measured again with `fluency=True`, which loads the
+    run's model and rebuilds its controller's prompts), quality-adjusted accuracy under `gate`
+    (default: the run's model's calibrated gate)."""
     classifier.require_labels(EMOTIONS)
     samples = read_samples(path)
-    scored = classifier.classify([s["text"] for s in samples])
+    docs = [s["doc"] for s in samples]
+    texts = [s["text"] for s in samples]
+    scored = classifier.classify(texts)
     labels = [s["label"] for s in scored]
-    result = summarize([s["doc"] for s in samples], labels, list(classifier.labels))
+    qualities = measure_quality(docs, texts)
+    run = (results_beside(path) or {}).get("emobench", {})
+    if fluency:
+        from emobench.fluency import measure_saved
+
+        if not run.get("model") or not run.get("controller"):
+            raise DataError(
+                f"{path}: no emobench results file beside it (results_<same date>.json) to say "
+                "which model and controller made these replies; --fluency needs both"
+            )
+        ppl = measure_saved(
+            docs,
+            texts,
+            run["model"],
+            run["controller"]["name"],
+            run.get("controller_args_given") or {},
+        )
+    else:
+        ppl = [((s["original"] or {}).get("quality") or {}).get("ppl") for s in samples]
+    for q, p in zip(qualities, ppl, strict=True):
+        q["ppl"] = p
+    if gate is None and run.get("model"):
+        gate = gate_for(run["model"])
+    result = summarize(docs, labels, list(classifier.labels), qualities, gate)
     result["classifier"] = classifier.spec()
+    result["per_sample"] = [
+        {"key": d.get("key"), "label": lab, "quality": q}
+        for d, lab, q in zip(docs, labels, qualities, strict=True)
+    ]
     originals = [s["original"] for s in samples]
     if all(o is not None for o in originals):
         result["agreement_with_run"] = {
@@ -123,13 +187,16 @@ def as_results(result: dict[str, Any], samples_path: str | Path, task: str = "se
 
     original = results_beside(samples_path) or {}
     metrics = {"acc": result["acc"]} | {k: result[k] for k in BREAKDOWNS}
+    metrics |= {k: result[k] for k in QUALITY if k in result}
     record = dict(original.get("emobench", {}))
     record.update(
         classifier=result["classifier"],
         rescored_from=str(samples_path),
         agreement_with_run=result.get("agreement_with_run"),
     )
-    record[task] = {"macro_f1": result["macro_f1"], "confusion": result["confusion"]}
+    record[task] = {
+        k: result[k] for k in ("macro_f1", "confusion", "quality_adjusted") if k in result
+    }
     return {
         "results": {task: {f"{k},classify": v for k, v in metrics.items()}},
         "n-samples": {task: {"original": result["n"], "effective": result["n"]}},

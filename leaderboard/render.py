@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
@@ -24,7 +25,11 @@ COLUMNS = [
     "classifier",
     "n",
     "acc",
+    "acc_qa",
     "macro_f1",
+    "gate_pass",
+    "relevance",
+    "ppl",
     *[f"acc_{e}" for e in EMOTIONS],
     *[f"acc_{v}" for v in VALENCES],
     "date",
@@ -47,19 +52,36 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
     if not info or TASK not in results.get("results", {}):
         return None
     metrics = task_metrics(results, TASK)
+    qa = info.get(TASK, {}).get("quality_adjusted") or {}
     controller = info.get("controller", {})
     return {
         "model": info.get("model", "?"),
         "controller": controller.get("name", "?"),
-        # The arguments the user gave; the full spec (defaults included) stays in the results.
-        "controller_args": json.dumps(info.get("controller_args_given") or {}, sort_keys=True),
+        # The settings that ran: a controller's resolved defaults (spec "effective") over the
+        # arguments the user gave; the full spec stays in the results.
+        "controller_args": json.dumps(
+            {**(info.get("controller_args_given") or {}), **(controller.get("effective") or {})},
+            sort_keys=True,
+        ),
         "classifier": _classifier_name(info.get("classifier", {})),
         "n": results.get("n-samples", {}).get(TASK, {}).get("effective"),
         **{k: metrics.get(k) for k in COLUMNS if k.startswith("acc")},
         "macro_f1": info.get(TASK, {}).get("macro_f1"),
+        # Quality-adjusted accuracy: correct AND through the model's quality gate (emobench.gate).
+        "acc_qa": _finite(qa.get("acc_qa")),
+        "gate_pass": _finite(qa.get("gate_pass")),
+        "relevance": _finite(metrics.get("relevance")),
+        "ppl": _finite(metrics.get("ppl")),
         "date": results.get("date"),
         "file": source,
     }
+
+
+def _finite(value: Any) -> float | None:
+    """None for a missing or NaN measure (JSON has no NaN; CSV shows a blank)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
 
 
 def _classifier_name(spec: dict[str, Any]) -> str:
@@ -94,7 +116,11 @@ def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
         "classifier",
         "n",
         "acc %",
+        "quality-adj. acc %",
         "macro-F1",
+        "gate pass %",
+        "relevance",
+        "ppl",
         *EMOTIONS,
         *[v[:3] for v in VALENCES],
     ]
@@ -110,7 +136,11 @@ def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]
                 r["classifier"],
                 r["n"],
                 percent(r["acc"]),
+                percent(r.get("acc_qa")),
                 percent(r.get("macro_f1")),
+                percent(r.get("gate_pass")),
+                "" if r.get("relevance") is None else f"{r['relevance']:.3f}",
+                "" if r.get("ppl") is None else f"{r['ppl']:.2f}",
                 *[percent(r[f"acc_{e}"]) for e in EMOTIONS],
                 *[percent(r[f"acc_{v}"]) for v in VALENCES],
             ]

@@ -40,3 +40,60 @@ class MarkerController(Controller):
 
     def messages(self, doc, messages):
         return [{"role": "system", "content": f"MARK {doc['key']}"}, *messages[1:]]
+
+
+class ScrambleController(Controller):
+    """Adds a large constant to the first block's output: steered text differs from unsteered."""
+
+    name = "scramble"
+
+    @contextlib.contextmanager
+    def scope(self, model: Any, emotion: str) -> Iterator[None]:
+        layer0 = next(n for n, m in model.named_modules() if m is decoder_layers(model)[0])
+
+        def hook(module, inputs, output):
+            if isinstance(output, tuple):
+                return (output[0] + 5.0, *output[1:])
+            return output + 5.0
+
+        with hooked(model, forward={layer0: hook}):
+            yield
+
+
+# Classifiers for discovery's --accepted_only (appended: imported here to keep the edit local).
+import numpy as np  # noqa: E402
+
+from emobench import EMOTIONS  # noqa: E402
+from emobench.classify import Classifier  # noqa: E402
+
+
+class GroupCycleClassifier(Classifier):
+    """Reads no text: labels the i-th text of a call EMOTIONS[i % 6], except the last text of
+    every odd group of six, which it calls neutral.
+
+    Discovery classifies all replies in one call, in doc order (whole groups, six emotions in
+    EMOTIONS order), so this accepts groups 0, 2, 4, ... and rejects groups 1, 3, 5, ...: a random
+    model's text cannot pass a real classifier, and the filter itself is what is under test.
+    """
+
+    name = "group-cycle"
+    labels = (*EMOTIONS, "neutral")
+
+    def predict_proba(self, texts):
+        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for i in range(len(texts)):
+            group, pos = divmod(i, len(EMOTIONS))
+            probs[i, len(EMOTIONS) if group % 2 and pos == len(EMOTIONS) - 1 else pos] = 1.0
+        return probs
+
+
+class NeutralClassifier(Classifier):
+    """Calls every text neutral: no group passes --accepted_only."""
+
+    name = "all-neutral"
+    labels = (*EMOTIONS, "neutral")
+
+    def predict_proba(self, texts):
+        probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        probs[:, -1] = 1.0
+        return probs

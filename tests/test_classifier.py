@@ -42,10 +42,13 @@ def test_held_out_judged_replies_are_read_correctly(clf, sev_dir):
 
 
 def test_hard_cases(clf):
-    """Degenerate text (repeats, hyphen chains, capitals, cut-offs) and bland replies.
+    """Degenerate text (repeats, hyphen chains, capitals, cut-offs), bland replies, and real
+    replies of the over-steered embedded model (kind "over-steered", from the steer sweep on the
+    train split, labelled by hand: word salad and code-like noise are `neutral`).
 
-    Measured when the emo7 head shipped: 25 of 32 (the style-bound sev6 head: 18 of 32); the
-    bar guards that margin. Bland replies are its weak spot (2 of 4 read as neutral).
+    Measured: 25 of the 32 hand-written cases (the style-bound sev6 head: 18 of 32) and 15 of the
+    17 over-steered ones (sev6: 6, nrclex: 10); the bars guard those margins. Bland replies are
+    its weak spot (2 of 4 read as neutral).
     """
     cases = [json.loads(line) for line in HARD_CASES.read_text().splitlines()]
     texts = [c["text"] for c in cases]
@@ -58,6 +61,9 @@ def test_hard_cases(clf):
     assert np.mean(hits) >= np.mean(probe_hits) + 0.15
     bland = [s["label"] for s, c in zip(scored, cases, strict=True) if c["kind"] == "bland"]
     assert bland.count("neutral") >= 2, bland
+    steered = [h for h, c in zip(hits, cases, strict=True) if c["kind"] == "over-steered"]
+    assert len(steered) == 17
+    assert np.mean(steered) >= 0.8, wrong
 
 
 def test_probabilities_are_distributions(clf):

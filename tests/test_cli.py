@@ -131,6 +131,25 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     assert sum(map(sum, again["confusion"]["matrix"])) == 12
     assert "confusion (rows: target, columns: predicted)" in rescored.stdout
 
+    # Fluency: measured in the run under the unsteered model, and measured again from the saved
+    # replies by rebuilding the prompt controller's prompts: the two must agree.
+    run_ppl = [json.loads(s["filtered_resps"][0])["quality"]["ppl"] for s in samples]
+    assert all(p is None or p >= 1.0 for p in run_ppl)
+    assert block["ppl,classify"] >= 1.0
+    refl = emobench("score", str(samples_file), "--fluency", "--out", str(tmp_path / "fl.json"))
+    assert refl.returncode == 0, refl.stderr[-2000:]
+    remeasured = [
+        r["quality"]["ppl"] for r in json.loads((tmp_path / "fl.json").read_text())["per_sample"]
+    ]
+    for a, b in zip(run_ppl, remeasured, strict=True):
+        assert (a is None and b is None) or a == pytest.approx(b, rel=2e-3)
+    # The embedded model ships a calibrated gate, so the run reports quality-adjusted accuracy.
+    qa = summary["quality_adjusted"]
+    assert 0.0 <= qa["acc_qa"] <= block["acc,classify"]
+    assert 0.0 <= qa["gate_pass"] <= 1.0
+    assert "quality-adjusted accuracy" in proc.stdout
+    assert again["quality_adjusted"]["acc_qa"] == pytest.approx(qa["acc_qa"])
+
     board = emobench("leaderboard", str(out), "--out", str(tmp_path / "board"))
     assert board.returncode == 0, board.stderr
     assert "prompt" in board.stdout

@@ -115,3 +115,21 @@ def test_shipped_artifact_matches_the_embedded_model_and_rebuilds(embedded_dir, 
     assert rebuilt["data"]["sha256"] == shipped["data"]["sha256"]
     tensors, _ = artifacts.load(tmp_path / "d", model)
     assert tensors["post_block"].shape == (6, 30, 576)
+
+
+def test_recommended_settings_fill_in_what_was_not_given(tiny_artifact, tmp_path):
+    import shutil
+
+    art = tmp_path / "art"
+    shutil.copytree(tiny_artifact, art)
+    plain = create_controller("steer", artifact=str(art))
+    assert (plain.alpha, plain.layers) == (2.0, None)  # no recommendation: the fallbacks
+    assert plain.spec()["effective"] == {"alpha": 2.0, "layers": "proportional"}
+    (art / "recommended.json").write_text(json.dumps({"alpha": 3.5, "layers": "0-1"}))
+    steer = create_controller("steer", artifact=str(art))
+    assert (steer.alpha, steer.layers) == (3.5, "0-1")
+    given = create_controller("steer", artifact=str(art), alpha=1.0)
+    assert (given.alpha, given.layers) == (1.0, "0-1")
+    (art / "recommended.json").write_text("alpha: 3")
+    with pytest.raises(EmoBenchError, match=r"recommended\.json"):
+        create_controller("steer", artifact=str(art))

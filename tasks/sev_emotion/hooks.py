@@ -9,15 +9,16 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from emobench import EMOTIONS
+from emobench import EMOTIONS, fluency
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.data import load_docs, user_message
-from emobench.metrics import mean_where, sample_metrics
+from emobench.metrics import geometric_mean_where, mean_where, sample_metrics
 from emobench.quality import relevance, text_quality
 
 __all__ = [
     "ClassifyFilter",
     "doc_to_text",
+    "geometric_mean_where",
     "mean_where",
     "process_results",
     "sev_test",
@@ -50,8 +51,8 @@ class ClassifyFilter(Filter):
     """Score every generation of the task in one batched classifier call.
 
     The classifier is $EMOBENCH_CLASSIFIER (the emobench CLI sets it from --classifier), default
-    `minilm`. Each response becomes a JSON string {text, label, probs, classifier}: a string,
-    because lm-eval writes filtered responses to the samples log with str().
+    `minilm`. Each response becomes a JSON string {text, label, probs, classifier, quality}:
+    a string, because lm-eval writes filtered responses to the samples log with str().
     """
 
     def __init__(self, classifier: str | None = None, **kwargs: Any) -> None:
@@ -71,8 +72,10 @@ class ClassifyFilter(Filter):
         situations = [user_message(d["scenario"], d["event"]) for d in docs]
         related = relevance(texts, situations)
         out = []
-        for text, verdict, rel in zip(texts, scored, related, strict=True):
+        for doc, text, verdict, rel in zip(docs, texts, scored, related, strict=True):
             quality = {**text_quality(text), "relevance": round(float(rel), 6)}
+            # Measured by the emobench model after generation; None under other lm-eval models.
+            quality["ppl"] = fluency.recall(doc.get("key", ""), text)
             record = {"text": text, **verdict, "classifier": name, "quality": quality}
             out.append(json.dumps(record, ensure_ascii=False))
         return out

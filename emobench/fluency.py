@@ -1,0 +1,119 @@
+"""Fluency: the perplexity of a reply under the *unsteered* model, given the prompt that made it.
+
+A steered model can reach a high emotion score with text its own unsteered self finds absurd;
+perplexity under the unsteered model (hooks off, same prompt) measures exactly that drift. It is
+computed after generation, outside the controller's scope, by `emobench.model.EmoBenchLM`, and
+by `emobench score --fluency` for runs that were saved without it.
+
+The lm-eval filter that scores replies only sees texts and docs, so the model hands each reply's
+perplexity over through `remember` / `recall`, keyed on the doc key and the reply text (a reply
+that changed on the way, for example by another filter, simply gets no perplexity).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+_BY_REPLY: dict[tuple[str, str], float | None] = {}
+
+
+def remember(doc_key: str, text: str, ppl: float | None) -> None:
+    _BY_REPLY[(doc_key, text)] = ppl
+
+
+def recall(doc_key: str, text: str) -> float | None:
+    return _BY_REPLY.get((doc_key, text))
+
+
+def context_encoder(tokenizer: Any) -> Callable[[str], list[int]]:
+    """Prompts encoded as lm-eval encodes them: special tokens added unless the text (a chat
+    template, say) already starts with the BOS token."""
+    bos = tokenizer.bos_token or ""
+
+    def encode(text: str) -> list[int]:
+        special = not (bos and text.startswith(bos))
+        return list(tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    return encode
+
+
+@torch.inference_mode()
+def perplexities(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    contexts: Sequence[str],
+    replies: Sequence[str],
+    batch_size: int = 16,
+    max_length: int | None = None,
+    progress: bool = True,
+    encode_context: Callable[[str], list[int]] | None = None,
+) -> list[float | None]:
+    """exp(mean negative log-likelihood of the reply's tokens | context), one per pair.
+
+    None for an empty reply (nothing to measure). The model runs as given: call this outside
+    any controller scope so no steering hook is active. Contexts are encoded by `encode_context`
+    (default `context_encoder(tokenizer)`; EmoBenchLM passes lm-eval's own), replies without
+    special tokens, appended.
+    """
+    encode = encode_context or context_encoder(tokenizer)
+    if len(contexts) != len(replies):
+        raise ValueError(f"{len(contexts)} contexts but {len(replies)} replies")
+    limit = max_length or int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
+    rows: list[tuple[int, list[int], int]] = []  # (index, ids, reply start)
+    out: list[float | None] = [None] * len(replies)
+    for i, (ctx, reply) in enumerate(zip(contexts, replies, strict=True)):
+        cont = list(tokenizer(reply, add_special_tokens=False)["input_ids"])
+        if not cont:
+            continue
+        ids = list(encode(ctx)) + cont
+        start = len(ids) - len(cont)
+        if len(ids) > limit:  # keep the reply and as much of the context as fits
+            cut = len(ids) - limit
+            ids, start = ids[cut:], max(start - cut, 1)
+        rows.append((i, ids, start))
+    # Longest first: similar lengths share a batch, and a memory problem shows up at once.
+    rows.sort(key=lambda r: -len(r[1]))
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    batches = range(0, len(rows), batch_size)
+    for b in tqdm(batches, desc="fluency (unsteered perplexity)", disable=not progress):
+        chunk = rows[b : b + batch_size]
+        width = max(len(ids) for _, ids, _ in chunk)
+        input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, (_, ids, _) in enumerate(chunk):
+            input_ids[r, : len(ids)] = torch.tensor(ids)
+            mask[r, : len(ids)] = 1
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        for r, (i, ids, start) in enumerate(chunk):
+            target = torch.tensor(ids[start:], device=device)
+            # Token t is predicted from position t - 1.
+            lp = logprobs[r, start - 1 : len(ids) - 1].gather(1, target[:, None]).squeeze(1)
+            out[i] = math.exp(-float(lp.mean()))
+    return out
+
+
+def measure_saved(
+    docs: Sequence[dict[str, Any]],
+    replies: Sequence[str],
+    model_name: str,
+    controller_name: str,
+    controller_args: dict[str, Any] | None = None,
+    batch_size: int = 16,
+) -> list[float | None]:
+    """Perplexities for a finished run's replies: the prompts are rebuilt from each doc by the
+    run's controller, and the model runs without any hook (the unsteered model)."""
+    from emobench.chat import base_messages, render
+    from emobench.controller import create_controller
+    from emobench.discover import load_model
+
+    controller = create_controller(controller_name, **(controller_args or {}))
+    model, tokenizer, _ = load_model({"pretrained": model_name})
+    contexts = [render(tokenizer, controller.messages(d, base_messages(d)))[0] for d in docs]
+    return perplexities(model, tokenizer, contexts, replies, batch_size=batch_size)
