@@ -40,3 +40,11 @@ def render(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[st
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text, []
     return plain_format(messages), list(PLAIN_STOP)
+
+
+def wants_special_tokens(tokenizer: Any, prompts: list[str]) -> bool:
+    """lm-eval's rule for encoding prompts: the tokenizer's special tokens are added unless the
+    prompts already start with the BOS token (chat templates write it; the plain-text format and
+    base models such as Gemma-3 without a template do not)."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return not (bool(bos) and all(p.startswith(bos) for p in prompts))

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from emobench import EMOTIONS, artifacts
-from emobench.chat import base_messages, render
+from emobench.chat import base_messages, render, wants_special_tokens
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.controller import create_controller
 from emobench.data import file_sha256, load_docs, resolve_split
@@ -49,13 +49,10 @@ def _prepare(tokenizer: Any) -> None:
 def encode(tokenizer: Any, prompts: list[str]) -> Any:
     """Tokenize a batch of rendered prompts the way lm-eval's HF model does for generation.
 
-    A prompt that already starts with the BOS token (chat templates write it) gets no second one;
-    any other prompt gets the tokenizer's own special tokens (a base model such as Gemma-3 without
-    a chat template needs its BOS, and the plain-text format does not write it).
+    A prompt that already starts with the BOS token gets no second one (`wants_special_tokens`).
     """
-    bos = getattr(tokenizer, "bos_token", None)
-    has_bos = bool(bos) and all(p.startswith(bos) for p in prompts)
-    return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not has_bos)
+    special = wants_special_tokens(tokenizer, prompts)
+    return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
 
 
 def capture_last_token(

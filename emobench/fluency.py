@@ -31,12 +31,11 @@ def recall(doc_key: str, text: str) -> float | None:
 
 
 def context_encoder(tokenizer: Any) -> Callable[[str], list[int]]:
-    """Prompts encoded as lm-eval encodes them: special tokens added unless the text (a chat
-    template, say) already starts with the BOS token."""
-    bos = tokenizer.bos_token or ""
+    """Prompts encoded as lm-eval encodes them (`emobench.chat.wants_special_tokens`)."""
+    from emobench.chat import wants_special_tokens
 
     def encode(text: str) -> list[int]:
-        special = not (bos and text.startswith(bos))
+        special = wants_special_tokens(tokenizer, [text])
         return list(tokenizer(text, add_special_tokens=special)["input_ids"])
 
     return encode
