@@ -14,19 +14,15 @@ quality-adjusted point of `scripts/steer_sweep.py` on the SEV train split); fail
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from emobench import EMOTIONS, artifacts
-from emobench.controller import Controller
-from emobench.data import file_sha256
+from emobench import EMOTIONS
+from emobench.controller import ArtifactController
 from emobench.errors import EmoBenchError
-from emobench.hooks import hook_points, hooked
+from emobench.hooks import hook_points, hooked, last_position
 
 # The reference steered blocks 11-20 of Llama-3.2-3B's 28; other depths get the same share.
 REFERENCE_RANGE, REFERENCE_DEPTH = (11, 20), 28
@@ -55,47 +51,21 @@ def parse_layers(spec: str | None, depth: int) -> tuple[int, int]:
     return first, last
 
 
-def shipped_artifact() -> Path:
-    return Path(
-        str(files("emobench.controllers") / "artifacts" / "smollm2-135m-instruct" / "directions")
-    )
-
-
-class SteerController(Controller):
+class SteerController(ArtifactController):
     name = "steer"
+    kind = "emotion-directions"
+    shipped = "directions"
 
     def __init__(
         self, alpha: float | None = None, layers: str | None = None, artifact: str | None = None
     ) -> None:
-        self.artifact = artifact
+        super().__init__(artifact)
         recommended = self.recommended()
         self.alpha = float(alpha if alpha is not None else recommended.get("alpha", FALLBACK_ALPHA))
         self.layers = layers if layers not in (None, "") else recommended.get("layers")
-        self._loaded: tuple[int, dict[str, torch.Tensor], dict[str, Any]] | None = None
-        self._artifact_sha256: str | None = None
-
-    def _artifact_path(self) -> Path:
-        return Path(self.artifact) if self.artifact else shipped_artifact()
-
-    def recommended(self) -> dict[str, Any]:
-        """The artifact's recommended settings ({} when it has none)."""
-        path = self._artifact_path() / "recommended.json"
-        if not path.is_file():
-            return {}
-        try:
-            return dict(json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
-            raise EmoBenchError(f"{path}: not a JSON object ({exc}); fix or delete it") from exc
 
     def generation_kwargs(self) -> dict[str, Any]:
         return {"min_new_tokens": 10, "repetition_penalty": 1.05, "no_repeat_ngram_size": 3}
-
-    def _directions(self, model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, Any]]:
-        if self._loaded is None or self._loaded[0] != id(model):
-            tensors, meta = artifacts.load(self._artifact_path(), model)
-            self._loaded = (id(model), tensors, meta)
-        _, tensors, meta = self._loaded
-        return tensors["post_block"], meta
 
     @contextlib.contextmanager
     def scope(self, model: Any, emotion: str) -> Iterator[None]:
@@ -103,7 +73,8 @@ class SteerController(Controller):
             raise EmoBenchError(
                 f"steer has no direction for {emotion!r}; emotions: {', '.join(EMOTIONS)}"
             )
-        directions, meta = self._directions(model)
+        tensors, meta = self.load_artifact(model)
+        directions = tensors["post_block"]
         points = hook_points(model)
         first, last = parse_layers(self.layers, len(points))
         index = meta["emotions"].index(emotion)
@@ -113,10 +84,9 @@ class SteerController(Controller):
             v = v.to(device=param.device, dtype=param.dtype)
 
             def hook(module, args, output):
-                h = output[0] if isinstance(output, tuple) else output
-                last_pos = h[:, -1, :]
-                rms = last_pos.pow(2).mean(dim=-1, keepdim=True).sqrt()
-                h[:, -1, :] = last_pos + self.alpha * rms * v
+                last = last_position(output[0] if isinstance(output, tuple) else output)
+                rms = last.pow(2).mean(dim=-1, keepdim=True).sqrt()
+                last += self.alpha * rms * v
                 return output
 
             return hook
@@ -127,11 +97,6 @@ class SteerController(Controller):
 
     def spec(self) -> dict[str, Any]:
         spec = super().spec()
-        path = self._artifact_path()
-        tensors = path / "tensors.safetensors"
-        if self._artifact_sha256 is None and tensors.is_file():
-            self._artifact_sha256 = file_sha256(tensors)  # once: spec() is asked for often
-        spec["artifact"] = {"path": str(path), "sha256": self._artifact_sha256}
         # What actually runs, defaults resolved (the args above are only what was passed).
         spec["effective"] = {"alpha": self.alpha, "layers": self.layers or "proportional"}
         return spec

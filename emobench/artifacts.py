@@ -57,9 +57,19 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
 
 
 def load(
-    path: str | Path, model: torch.nn.Module | None = None
+    path: str | Path, model: torch.nn.Module | None = None, kind: str | None = None
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read an artifact; with `model`, refuse it unless it was built for that model."""
+    """Read an artifact; with `kind`, refuse another kind; with `model`, refuse it unless it was
+    built for that model."""
+    src = Path(path)
+    meta = read_meta(src, kind)
+    if model is not None:
+        check_model(meta, model, src)
+    return load_file(str(src / "tensors.safetensors")), meta
+
+
+def read_meta(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """An artifact's metadata, checked to be of `kind` (the tensors are not read)."""
     src = Path(path)
     meta_file, tensor_file = src / "meta.json", src / "tensors.safetensors"
     if not meta_file.is_file() or not tensor_file.is_file():
@@ -67,9 +77,19 @@ def load(
             f"{src}: not an emobench artifact (needs meta.json and tensors.safetensors)"
         )
     meta = json.loads(meta_file.read_text())
-    if model is not None:
-        check_model(meta, model, src)
-    return load_file(str(tensor_file)), meta
+    if kind is not None and meta.get("kind") != kind:
+        raise EmoBenchError(
+            f"{src} holds {meta.get('kind', 'an unnamed kind')!r}, not {kind!r}; "
+            f"{rebuild_hint(meta, kind)}"
+        )
+    return meta
+
+
+def rebuild_hint(meta: dict[str, Any], kind: str | None = None) -> str:
+    """How to rebuild an artifact, from the command its own metadata records."""
+    command = meta.get("command") if meta.get("kind") == kind or kind is None else None
+    command = command or f"emobench discover {(kind or 'directions').split('-')[-1]} --out DIR"
+    return f"rebuild it with `{command} --model_args pretrained=<this model>`"
 
 
 def check_model(meta: dict[str, Any], model: torch.nn.Module, where: Path | str) -> None:
@@ -79,6 +99,5 @@ def check_model(meta: dict[str, Any], model: torch.nn.Module, where: Path | str)
         if built.get(key) != here[key]:
             raise EmoBenchError(
                 f"{where} was built for {built.get('name', '?')} ({key} {built.get(key)!r}), "
-                f"not for this model ({key} {here[key]!r}); rebuild it with "
-                "`emobench discover directions --model_args pretrained=<this model> --out DIR`"
+                f"not for this model ({key} {here[key]!r}); {rebuild_hint(meta)}"
             )

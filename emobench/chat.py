@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from emobench.controller import NEUTRAL_SYSTEM
 from emobench.data import user_message
 
+# METHOD.md: the system message shared by every controller that does not name the emotion.
+NEUTRAL_SYSTEM = "Keep the reply to at most two sentences."
 PLAIN_STOP = ["\nUser:", "\nSystem:"]
 
 

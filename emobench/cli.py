@@ -74,8 +74,8 @@ def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[N
 def _summaries(samples: dict[str, list[dict[str, Any]]], model: str) -> dict[str, Any]:
     """Per emobench task: macro-F1, the confusion matrix and the quality-adjusted accuracy
     (under the model's calibrated quality gate) from the scored samples."""
-    from emobench.gate import gate_for
-    from emobench.scoring import summarize
+    from emobench.scoring.gate import gate_for
+    from emobench.scoring.rescore import summarize
 
     out: dict[str, Any] = {}
     gate = gate_for(model) if model else None
@@ -104,7 +104,7 @@ def _summaries(samples: dict[str, list[dict[str, Any]]], model: str) -> dict[str
 def _run(args: argparse.Namespace) -> None:
     from lm_eval._cli.run import Run
 
-    from emobench import __version__, embedded
+    from emobench import __version__, embedded, loading
     from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
     from emobench.controller import create_controller
     from emobench.report import run_table
@@ -133,9 +133,7 @@ def _run(args: argparse.Namespace) -> None:
         if not hasattr(args, "batch_size"):
             args.batch_size = DEFAULT_BATCH_SIZE
         if args.device is None:
-            import torch
-
-            args.device = "cuda" if torch.cuda.is_available() else "cpu"
+            args.device = loading.default_device()
         if args.use_cache:
             # lm-eval's cache keys replies on the request text, which is the same for all six
             # target emotions of a situation; the emobench journal keys on the doc and controller.
@@ -227,7 +225,7 @@ def _log_like_lm_eval() -> None:
 
 def _classify(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
-    from emobench.scoring import read_texts
+    from emobench.scoring.rescore import read_texts
 
     texts = read_texts(args.file, field=args.field)
     clf = get_classifier(args.classifier)
@@ -237,7 +235,8 @@ def _classify(args: argparse.Namespace) -> None:
 
 def _discover(args: argparse.Namespace) -> None:
     from emobench.classify import DEFAULT_CLASSIFIER
-    from emobench.discover import discover_directions, load_model
+    from emobench.discovery.directions import discover_directions
+    from emobench.loading import load_model
 
     if args.classifier is not None and not args.accepted_only:
         raise EmoBenchError("--classifier only applies with --accepted_only")
@@ -264,9 +263,9 @@ def _write_json(path: str, obj: Any) -> None:
 
 def _score(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
-    from emobench.gate import load_gate
     from emobench.report import score_table
-    from emobench.scoring import as_results, score_samples
+    from emobench.scoring.gate import load_gate
+    from emobench.scoring.rescore import as_results, score_samples
 
     gate = load_gate(args.gate) if args.gate else None
     result = score_samples(
@@ -280,14 +279,14 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _gate_doc() -> str:
-    from emobench import gate
+    from emobench.scoring import gate
 
     return gate.__doc__ or ""
 
 
 def _calibrate_gate(args: argparse.Namespace) -> None:
-    from emobench.discover import load_model
-    from emobench.gate import calibrate_on_reference, write_gate
+    from emobench.loading import load_model
+    from emobench.scoring.gate import calibrate_on_reference, write_gate
 
     model, tokenizer, name = load_model(dict(args.model_args or {}))
     gate = calibrate_on_reference(model, tokenizer, name, n=args.n, batch_size=args.batch_size)

@@ -18,14 +18,18 @@ and register it in your package's pyproject.toml:
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
-from emobench import __version__
-from emobench.registry import CONTROLLERS, create
+import torch
 
-# METHOD.md: the system message shared by every controller that does not name the emotion.
-NEUTRAL_SYSTEM = "Keep the reply to at most two sentences."
+from emobench import __version__, artifacts
+from emobench.data import file_sha256
+from emobench.errors import EmoBenchError
+from emobench.registry import CONTROLLERS, create
 
 
 class Controller:
@@ -58,6 +62,57 @@ class Controller:
             "generation_kwargs": self.generation_kwargs(),
             "emobench_version": __version__,
         }
+
+
+class ArtifactController(Controller):
+    """A controller that loads what a discovery built (directions, a circuit) from an artifact.
+
+    Subclasses name the artifact `kind` they read and the folder of the one shipped for the
+    embedded default model; they get the path (`artifact=` or the shipped one), the artifact's
+    `recommended.json` (settings chosen by a sweep on the train split), a load cached per model
+    and checked for kind and model, and the artifact's sha256 in `spec()`.
+    """
+
+    kind: str = ""
+    shipped: str = ""  # folder under controllers/artifacts/smollm2-135m-instruct/
+
+    def __init__(self, artifact: str | None = None) -> None:
+        self.artifact = artifact
+        self._loaded: tuple[int, dict[str, torch.Tensor], dict[str, Any]] | None = None
+        self._sha256: str | None = None
+        if artifact is not None:
+            artifacts.read_meta(self.artifact_path(), self.kind)  # fail before any model loads
+
+    def artifact_path(self) -> Path:
+        if self.artifact:
+            return Path(self.artifact)
+        root = files("emobench.controllers") / "artifacts" / "smollm2-135m-instruct"
+        return Path(str(root / self.shipped))
+
+    def recommended(self) -> dict[str, Any]:
+        """The artifact's recommended settings ({} when it has none)."""
+        path = self.artifact_path() / "recommended.json"
+        if not path.is_file():
+            return {}
+        try:
+            return dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise EmoBenchError(f"{path}: not a JSON object ({exc}); fix or delete it") from exc
+
+    def load_artifact(self, model: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """The artifact's tensors and metadata, read once per model and refused for another."""
+        if self._loaded is None or self._loaded[0] != id(model):
+            tensors, meta = artifacts.load(self.artifact_path(), model, kind=self.kind)
+            self._loaded = (id(model), tensors, meta)
+        return self._loaded[1], self._loaded[2]
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        tensors = self.artifact_path() / "tensors.safetensors"
+        if self._sha256 is None and tensors.is_file():
+            self._sha256 = file_sha256(tensors)  # once: spec() is asked for often
+        spec["artifact"] = {"path": str(self.artifact_path()), "sha256": self._sha256}
+        return spec
 
 
 def create_controller(name: str, **kwargs: Any) -> Controller:

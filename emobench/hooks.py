@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from emobench.errors import EmoBenchError
@@ -58,12 +59,14 @@ _PRE_MLP_NORM = ("pre_feedforward_layernorm", "post_attention_layernorm", "ln_2"
 
 @dataclass(frozen=True)
 class BlockPoints:
-    """Module paths of one decoder block's hook points.
+    """Module paths of one decoder block's hook points, and the widths of what they carry.
 
     - ``block``: its output is the residual stream after the block (after the MLP);
     - ``pre_mlp_norm``: its input is the residual stream after attention;
-    - ``attn_out``: its input is the concatenated per-head attention output (heads x head_dim);
-    - ``mlp_down``: its input is the MLP's neuron activations (d_ff).
+    - ``attn_out``: its input is the concatenated per-head attention output, ``n_heads`` slices
+      of ``head_dim`` (head h is ``[h * head_dim, (h + 1) * head_dim)``); Gemma-3's
+      ``n_heads * head_dim`` differs from the hidden size;
+    - ``mlp_down``: its input is the MLP's ``d_ff`` neuron activations.
     """
 
     index: int
@@ -71,6 +74,47 @@ class BlockPoints:
     pre_mlp_norm: str
     attn_out: str
     mlp_down: str
+    n_heads: int = 0
+    head_dim: int = 0
+    d_ff: int = 0
+
+    def head_slice(self, head: int) -> slice:
+        if not 0 <= head < self.n_heads:
+            raise EmoBenchError(f"block {self.index} has heads 0-{self.n_heads - 1}, not {head}")
+        return slice(head * self.head_dim, (head + 1) * self.head_dim)
+
+
+def projection_weight(module: nn.Module) -> torch.Tensor:
+    """A projection's weight as (out_features, in_features), for nn.Linear and GPT-2's Conv1D
+    (which stores it transposed)."""
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+        raise EmoBenchError(f"{type(module).__name__} is not a linear projection (no 2-D weight)")
+    if isinstance(module, nn.Linear):
+        return weight
+    if type(module).__name__ == "Conv1D":
+        return weight.t()
+    raise EmoBenchError(
+        f"{type(module).__name__}: unknown projection layout; emobench reads nn.Linear and Conv1D"
+    )
+
+
+def _config_value(config: Any, *names: str) -> int | None:
+    for name in names:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _head_shape(config: Any) -> tuple[int, int]:
+    """(attention heads, head width) from the text config of a causal LM."""
+    config = getattr(config, "text_config", None) or config
+    heads = _config_value(config, "num_attention_heads", "n_head")
+    hidden = _config_value(config, "hidden_size", "n_embd")
+    if heads is None or hidden is None:
+        raise EmoBenchError(f"{type(config).__name__} names no attention head count")
+    return heads, _config_value(config, "head_dim") or hidden // heads
 
 
 def _child(block: nn.Module, prefix: str, names: tuple[str, ...], what: str) -> str:
@@ -86,22 +130,55 @@ def hook_points(model: nn.Module) -> list[BlockPoints]:
     """Resolve the hook points of every decoder block (Llama, Gemma-3, Qwen2, GPT-2, ...)."""
     layers = decoder_layers(model)
     prefix = next(name for name, module in model.named_modules() if module is layers)
+    n_heads, head_dim = _head_shape(model.config)
     points = []
     for i, block in enumerate(layers):
         base = f"{prefix}.{i}"
         attn = _child(block, base, _ATTENTION, "attention")
         mlp = _child(block, base, _MLP, "MLP")
+        attn_out = _child(_get(model, attn), attn, _ATTN_OUT, "attention output projection")
+        mlp_down = _child(_get(model, mlp), mlp, _MLP_DOWN, "MLP down projection")
+        heads_width = projection_weight(_get(model, attn_out)).shape[1]
+        if heads_width != n_heads * head_dim:
+            raise EmoBenchError(
+                f"{attn_out} takes {heads_width} inputs, but the config says {n_heads} heads x "
+                f"{head_dim} = {n_heads * head_dim}; emobench cannot tell where each head is"
+            )
         points.append(
             BlockPoints(
                 index=i,
                 block=base,
                 pre_mlp_norm=_child(block, base, _PRE_MLP_NORM, "pre-MLP norm"),
-                attn_out=_child(_get(model, attn), attn, _ATTN_OUT, "attention output projection"),
-                mlp_down=_child(_get(model, mlp), mlp, _MLP_DOWN, "MLP down projection"),
+                attn_out=attn_out,
+                mlp_down=mlp_down,
+                n_heads=n_heads,
+                head_dim=head_dim,
+                # The projection itself is the truth: configs name d_ff in many ways.
+                d_ff=int(projection_weight(_get(model, mlp_down)).shape[1]),
             )
         )
     resolve(model, [p for bp in points for p in (bp.pre_mlp_norm, bp.attn_out, bp.mlp_down)])
     return points
+
+
+def last_position(hidden: torch.Tensor) -> torch.Tensor:
+    """The last position of every row of a (batch, seq, width) activation, as a writable view.
+
+    Under left padding (emobench generates and reads activations left-padded) this is each
+    row's last prompt token in the prefill pass, and the token just generated in every later
+    pass with a KV cache (seq = 1). With right padding it would be a pad token for every row
+    shorter than the longest: `require_left_padding` guards that.
+    """
+    return hidden[:, -1]
+
+
+def require_left_padding(tokenizer: Any, who: str) -> None:
+    side = getattr(tokenizer, "padding_side", "left")
+    if side != "left":
+        raise EmoBenchError(
+            f"{who} edits the last position, which is a prompt token only under left padding; "
+            f"the tokenizer pads on the {side}: set tokenizer.padding_side = 'left'"
+        )
 
 
 def resolve(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:

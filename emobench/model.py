@@ -14,16 +14,17 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from emobench import EMOTIONS, embedded, fluency
+from emobench import EMOTIONS, loading
 from emobench.chat import base_messages, render
 from emobench.controller import Controller, create_controller
 from emobench.errors import EmoBenchError
+from emobench.hooks import hook_count
 from emobench.journal import Journal, fingerprint
+from emobench.scoring import fluency
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,12 @@ class EmoBenchLM(HFLM):
         measure_fluency: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.pretrained_name = pretrained or embedded.DEFAULT_PRETRAINED
-        path = str(embedded.resolve(pretrained)) if embedded.is_embedded(pretrained) else pretrained
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        super().__init__(pretrained=path, device=device, **kwargs)
+        self.pretrained_name = loading.model_name(pretrained)
+        super().__init__(
+            pretrained=loading.model_path(pretrained),
+            device=device or loading.default_device(),
+            **kwargs,
+        )
         if isinstance(controller, Controller):
             self.controller = controller
         else:
@@ -191,11 +193,19 @@ class EmoBenchLM(HFLM):
             )
         if todo:
             pending = [rewritten[j] for j in todo]
+            hooks_before = hook_count(self.model)
             with (
                 self.controller.scope(self.model, emotion),
                 self._journaled(pending, [fps[j] for j in todo]),
             ):
                 made = super().generate_until(pending, disable_tqdm)
+            if (left := hook_count(self.model) - hooks_before) != 0:
+                # Every later group, and the fluency pass, would run through a stale hook.
+                raise EmoBenchError(
+                    f"controller {self.controller.spec()['name']!r} left {left} hook(s) on the "
+                    f"model after its scope for {emotion!r}; a scope must remove every hook it "
+                    "adds on every exit (emobench.hooks.hooked does)"
+                )
             for j, text in zip(todo, made, strict=True):
                 outs[j] = text
         if self.measure_fluency:

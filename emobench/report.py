@@ -9,7 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from emobench import EMOTIONS, VALENCES
-from emobench.metrics import task_metrics
+from emobench.scoring.metrics import task_metrics
 
 
 def percent(value: float | None) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 from tabulate import tabulate
 
 from emobench import EMOTIONS, VALENCES
-from emobench.metrics import task_metrics
 from emobench.report import percent
+from emobench.scoring.metrics import task_metrics
 
 TASK = "sev_emotion"
 COLUMNS = [

@@ -23,7 +23,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from emobench import EMOTIONS
-from emobench.metrics import task_metrics
+from emobench.scoring.metrics import task_metrics
 
 TASK = "sev_emotion_train"
 

@@ -14,8 +14,6 @@ SHARED_SEV = ROOT.parent / "shared" / "sev"
 if "EMOBENCH_SEV_DIR" not in os.environ and SHARED_SEV.is_dir():
     os.environ["EMOBENCH_SEV_DIR"] = str(SHARED_SEV)
 
-GEN_KWARGS = {"until": [], "max_gen_toks": 6, "do_sample": False, "temperature": 0.0}
-
 
 @pytest.fixture(scope="session")
 def sev_dir() -> Path:
@@ -66,31 +64,12 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, embedded_dir: Path)
     return out
 
 
-def make_requests(docs: list[dict[str, Any]], gen_kwargs: dict[str, Any] | None = None) -> list:
-    from lm_eval.api.instance import Instance
-
-    from emobench.data import user_message
-
-    kwargs = dict(gen_kwargs or GEN_KWARGS)
-    return [
-        Instance(
-            request_type="generate_until",
-            doc=doc,
-            arguments=(user_message(doc["scenario"], doc["event"]), dict(kwargs)),
-            idx=0,
-            metadata=("sev_emotion", i, 1),
-        )
-        for i, doc in enumerate(docs)
-    ]
-
-
 @pytest.fixture(scope="session")
 def tiny_lm_factory(tiny_llama_dir: Path):
     from emobench.model import EmoBenchLM
 
     def make(controller: Any = "none", **kwargs: Any) -> EmoBenchLM:
-        return EmoBenchLM(
-            pretrained=str(tiny_llama_dir), controller=controller, device="cpu", **kwargs
-        )
+        kwargs.setdefault("device", "cpu")
+        return EmoBenchLM(pretrained=str(tiny_llama_dir), controller=controller, **kwargs)
 
     return make

@@ -33,6 +33,17 @@ class RecordingController(Controller):
             yield
 
 
+class LeakyController(Controller):
+    """Attaches a hook in its scope and never removes it: the model wrapper must refuse that."""
+
+    name = "leaky"
+
+    @contextlib.contextmanager
+    def scope(self, model: Any, emotion: str) -> Iterator[None]:
+        decoder_layers(model)[0].register_forward_hook(lambda module, inputs, output: None)
+        yield
+
+
 class MarkerController(Controller):
     """Puts the doc key in the system message, to check what prompt each request received."""
 

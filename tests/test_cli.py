@@ -1,32 +1,11 @@
 """The `emobench` command as a user runs it (a real subprocess each time)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def emobench(
-    *args: str, env: dict | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "emobench.cli", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-
-
-def last_line(proc: subprocess.CompletedProcess) -> str:
-    return proc.stderr.strip().splitlines()[-1]
+from tests.helpers import emobench, last_line
 
 
 def test_list_controllers_from_entry_points():

@@ -15,16 +15,11 @@ from emobench import EMOTIONS, artifacts
 from emobench.chat import base_messages, render
 from emobench.controller import create_controller
 from emobench.data import load_docs
-from emobench.discover import (
-    capture_last_token,
-    directions,
-    discover_directions,
-    encode,
-    prompted_replies,
-)
+from emobench.discovery.activations import capture_last_token, encode
+from emobench.discovery.directions import directions, discover_directions, prompted_replies
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_points
-from tests.test_cli import emobench, last_line
+from tests.helpers import emobench, last_line
 
 CYCLE = "tests.plugins_for_tests:GroupCycleClassifier"
 NEUTRAL = "tests.plugins_for_tests:NeutralClassifier"

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from emobench import fluency
 from emobench.controller import create_controller
 from emobench.errors import EmoBenchError
-from emobench.gate import (
+from emobench.hooks import hook_count
+from emobench.scoring import fluency
+from emobench.scoring.gate import (
     QualityGate,
     calibrate,
     calibrate_on_reference,
@@ -20,8 +21,7 @@ from emobench.gate import (
     quality_adjusted,
     write_gate,
 )
-from emobench.hooks import hook_count
-from tests.conftest import make_requests
+from tests.helpers import make_requests
 
 
 def _manual_ppl(model, tokenizer, context: str, reply: str) -> float:

@@ -17,7 +17,7 @@ from transformers import (
 )
 
 from emobench.errors import EmoBenchError
-from emobench.hooks import hook_count, hook_points, hooked
+from emobench.hooks import hook_count, hook_points, hooked, projection_weight
 
 # Three blocks, hidden 32, d_ff 48, 4 heads of 8: small enough to run in milliseconds.
 SMALL = {
@@ -95,12 +95,41 @@ def test_hook_points_read_the_residual_stream(family):
     with torch.no_grad(), hooked(model, forward=post, forward_pre=pre):
         model(torch.tensor([[1, 5, 9, 2]]))
     assert hook_count(model) == 0
-    assert seen["heads"].shape[-1] == attn_width
-    assert seen["neurons"].shape[-1] == d_ff
+    assert seen["heads"].shape[-1] == attn_width == p.n_heads * p.head_dim
+    assert p.n_heads == 4
+    assert seen["neurons"].shape[-1] == d_ff == p.d_ff
     assert seen["mid"].shape == seen["block"].shape
     if plain_residual:
         # residual after the block = residual after attention + the MLP's output
         torch.testing.assert_close(seen["block"], seen["mid"] + seen["down"], rtol=1e-4, atol=1e-5)
+
+
+def test_gemma3_heads_need_not_fill_the_hidden_size():
+    """Gemma-3 sets head_dim freely: 4 heads x 16 = 64 inputs to o_proj, hidden size 32."""
+    model = Gemma3ForCausalLM(Gemma3TextConfig(**SMALL, num_key_value_heads=1, head_dim=16))
+    point = hook_points(model)[0]
+    assert (point.n_heads, point.head_dim, point.d_ff) == (4, 16, 48)
+    assert point.head_slice(3) == slice(48, 64)
+    with pytest.raises(EmoBenchError, match="heads 0-3, not 4"):
+        point.head_slice(4)
+
+
+def test_gpt2_conv1d_projection_is_read_as_out_by_in():
+    model = gpt2()
+    point = hook_points(model)[0]
+    down = dict(model.named_modules())[point.mlp_down]
+    assert projection_weight(down).shape == (32, 48)  # Conv1D stores (in, out)
+    x = torch.randn(2, 48)
+    torch.testing.assert_close(down(x), x @ projection_weight(down).t() + down.bias)
+
+
+def test_a_config_that_misstates_the_heads_is_refused():
+    model = llama()
+    model.config.num_attention_heads = 8  # o_proj still takes 4 heads x 8 = 32 inputs
+    with pytest.raises(
+        EmoBenchError, match=r"takes 32 inputs, but the config says 8 heads x 8 = 64"
+    ):
+        hook_points(model)
 
 
 def test_unknown_architectures_fail_clearly():

@@ -7,7 +7,7 @@ from emobench import EMOTIONS
 from emobench.controller import create_controller
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count, hooked
-from tests.conftest import make_requests
+from tests.helpers import make_requests
 
 
 def interleaved(test_docs, n_items=2):
@@ -125,6 +125,11 @@ def test_the_journal_separates_emotions_and_controllers(tiny_lm_factory, test_do
 
 
 def test_device_defaults_to_cpu_without_a_gpu(tiny_lm_factory):
-    lm = tiny_lm_factory()
-    if not torch.cuda.is_available():
-        assert lm.device.type == "cpu"
+    lm = tiny_lm_factory(device=None)  # no device given: emobench chooses
+    assert lm.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_a_scope_that_leaves_a_hook_behind_is_refused(tiny_lm_factory, test_docs):
+    lm = tiny_lm_factory(controller="tests.plugins_for_tests:LeakyController")
+    with pytest.raises(EmoBenchError, match=r"LeakyController' left 1 hook\(s\) on the model"):
+        lm.generate_until(make_requests(test_docs[:1]))

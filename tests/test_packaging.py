@@ -17,7 +17,7 @@ from lm_eval.tasks import TaskManager
 from importlib.resources import files
 from pathlib import Path
 from emobench.hf_metric import metric_path
-from emobench.controllers.steer import shipped_artifact
+from emobench.controllers.steer import SteerController
 
 dist = md.distribution("emobench")
 eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == CONTROLLERS}
@@ -34,7 +34,7 @@ print(json.dumps({
     "head": default_head().is_file(),
     "template": (files("emobench.leaderboard") / "templates" / "leaderboard.html.j2").is_file(),
     "metric": (Path(metric_path()) / "emotion_accuracy.py").is_file(),
-    "steer_artifact": (shipped_artifact() / "tensors.safetensors").is_file(),
+    "steer_artifact": (SteerController().artifact_path() / "tensors.safetensors").is_file(),
 }))
 """
 

@@ -1,6 +1,6 @@
 import pytest
 
-from emobench.quality import (
+from emobench.scoring.quality import (
     distinct_n,
     longest_repeated_ngram,
     relevance,

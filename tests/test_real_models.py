@@ -17,8 +17,10 @@ from emobench import EMOTIONS, artifacts
 from emobench.chat import base_messages, render
 from emobench.controller import create_controller
 from emobench.data import load_docs
-from emobench.discover import discover_directions, encode, load_model, prompted_replies
+from emobench.discovery.activations import encode
+from emobench.discovery.directions import discover_directions, prompted_replies
 from emobench.hooks import hook_count, hook_points, hooked
+from emobench.loading import load_model
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import pytest
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from emobench.errors import DataError
-from emobench.metrics import cohen_kappa, confusion, macro_f1
-from emobench.scoring import MAX_CHARS, read_samples, read_texts
-from tests.test_cli import emobench, last_line
+from emobench.scoring.metrics import cohen_kappa, confusion, macro_f1
+from emobench.scoring.rescore import MAX_CHARS, read_samples, read_texts
+from tests.helpers import emobench, last_line
 
 LABELS = ["anger", "sadness", "happiness", "neutral"]
 TARGETS = ["anger", "anger", "sadness", "happiness", "sadness", "anger"]

@@ -7,10 +7,10 @@ import torch
 
 from emobench import EMOTIONS, artifacts
 from emobench.controller import create_controller
-from emobench.discover import directions, discover_directions
+from emobench.discovery.directions import directions, discover_directions
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count
-from tests.conftest import GEN_KWARGS, make_requests
+from tests.helpers import GEN_KWARGS, make_requests
 
 # steer asks for at least 10 new tokens; leave room for them
 STEER_GEN = {**GEN_KWARGS, "max_gen_toks": 12}
@@ -100,13 +100,14 @@ def test_default_layers_scale_with_depth(depth, expected):
 @pytest.mark.integration
 def test_shipped_artifact_matches_the_embedded_model_and_rebuilds(embedded_dir, tmp_path):
     """The command that built the shipped artifact still works (on 2 groups) for the same model."""
-    from emobench.controllers.steer import shipped_artifact
+    from emobench.controllers.steer import SteerController
 
-    from emobench.discover import load_model
-    from tests.test_cli import emobench
+    from emobench.loading import load_model
+    from tests.helpers import emobench
 
     model, _, _ = load_model({})
-    _, shipped = artifacts.load(shipped_artifact(), model)  # no error: built for this model
+    # built for this model: no error
+    _, shipped = artifacts.load(SteerController().artifact_path(), model)
     proc = emobench("discover", "directions", "--limit_groups", "2", "--out", str(tmp_path / "d"))
     assert proc.returncode == 0, proc.stderr[-2000:]
     rebuilt = json.loads((tmp_path / "d" / "meta.json").read_text())

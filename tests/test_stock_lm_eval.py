@@ -1,34 +1,10 @@
 """The task works in stock lm-eval, with no emobench model: scoring lives in the task."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _find_lm_eval() -> str | None:
-    """The lm_eval script of this interpreter's environment (the venv need not be activated)."""
-    here = Path(sys.executable).parent
-    for name in ("lm_eval", "lm-eval"):
-        if (here / name).exists():
-            return str(here / name)
-    return shutil.which("lm_eval") or shutil.which("lm-eval")
-
-
-LM_EVAL = _find_lm_eval()
-
-
-def lm_eval(*args: str) -> subprocess.CompletedProcess:
-    assert LM_EVAL, "lm_eval is not on PATH"
-    return subprocess.run(
-        [LM_EVAL, *args], capture_output=True, text=True, cwd=ROOT, env=os.environ, timeout=900
-    )
+from tests.helpers import lm_eval
 
 
 def test_validate_passes():

@@ -37,7 +37,7 @@ import numpy as np
 from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.classify.optional import require
-from emobench.quality import words
+from emobench.scoring.quality import words
 
 # NRC category -> emobench label; categories not listed here are dropped (module docstring).
 NRC_TO_LABEL: dict[str, str] = {

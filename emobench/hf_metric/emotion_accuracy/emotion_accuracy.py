@@ -11,7 +11,7 @@ import evaluate
 
 from emobench import EMOTIONS
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
-from emobench.metrics import macro_f1
+from emobench.scoring.metrics import macro_f1
 
 _CITATION = """\
 @article{wang2025emotioncircuits,

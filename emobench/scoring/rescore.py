@@ -11,9 +11,9 @@ from typing import Any
 from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.errors import DataError
-from emobench.gate import QualityGate, gate_for, quality_adjusted
 from emobench.jsonl import read_jsonl
-from emobench.metrics import (
+from emobench.scoring.gate import QualityGate, gate_for, quality_adjusted
+from emobench.scoring.metrics import (
     BREAKDOWNS,
     QUALITY,
     cohen_kappa,
@@ -23,6 +23,7 @@ from emobench.metrics import (
     mean_where,
     sample_metrics,
 )
+from emobench.scoring.quality import measure_quality
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +105,6 @@ def summarize(
     return out
 
 
-def measure_quality(docs: list[dict[str, Any]], texts: list[str]) -> list[dict[str, Any]]:
-    """The task filter's per-reply quality measures (perplexity aside) for saved replies."""
-    from emobench.data import user_message
-    from emobench.quality import relevance, text_quality
-
-    related = relevance(texts, [user_message(d["scenario"], d["event"]) for d in docs])
-    return [
-        {**text_quality(t), "relevance": round(float(r), 6)}
-        for t, r in zip(texts, related, strict=True)
-    ]
-
-
 def score_samples(
     path: str | Path,
     classifier: Classifier,
@@ -135,7 +124,7 @@ def score_samples(
     qualities = measure_quality(docs, texts)
     run = (results_beside(path) or {}).get("emobench", {})
     if fluency:
-        from emobench.fluency import measure_saved
+        from emobench.scoring.fluency import measure_saved
 
         if not run.get("model") or not run.get("controller"):
             raise DataError(

@@ -9,11 +9,12 @@ from typing import Any
 
 from lm_eval.api.filter import Filter
 
-from emobench import EMOTIONS, fluency
+from emobench import EMOTIONS
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.data import load_docs, user_message
-from emobench.metrics import geometric_mean_where, mean_where, sample_metrics
-from emobench.quality import relevance, text_quality
+from emobench.scoring import fluency
+from emobench.scoring.metrics import geometric_mean_where, mean_where, sample_metrics
+from emobench.scoring.quality import relevance, text_quality
 
 __all__ = [
     "ClassifyFilter",

@@ -110,7 +110,7 @@ def measure_saved(
     run's controller, and the model runs without any hook (the unsteered model)."""
     from emobench.chat import base_messages, render
     from emobench.controller import create_controller
-    from emobench.discover import load_model
+    from emobench.loading import load_model
 
     controller = create_controller(controller_name, **(controller_args or {}))
     model, tokenizer, _ = load_model({"pretrained": model_name})

@@ -25,71 +25,19 @@ import torch
 from tqdm.auto import tqdm
 
 from emobench import EMOTIONS, artifacts
-from emobench.chat import base_messages, render, wants_special_tokens
+from emobench.chat import base_messages, render
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.controller import create_controller
 from emobench.data import file_sha256, load_docs, resolve_split
+from emobench.discovery.activations import POINTS, capture_last_token, encode, prepare
 from emobench.errors import EmoBenchError
-from emobench.hooks import BlockPoints, hook_points, hooked
+from emobench.hooks import hook_points
 
 log = logging.getLogger(__name__)
 
-POINTS = ("post_attn", "post_block")
 # The sev_emotion task's generation settings (tasks/sev_emotion/sev_emotion.yaml): greedy, at
 # most 100 new tokens, stopping at the end of the turn.
 MAX_NEW_TOKENS = 100
-
-
-def _prepare(tokenizer: Any) -> None:
-    tokenizer.padding_side = "left"  # the last position is then every row's last prompt token
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-
-
-def encode(tokenizer: Any, prompts: list[str]) -> Any:
-    """Tokenize a batch of rendered prompts the way lm-eval's HF model does for generation.
-
-    A prompt that already starts with the BOS token gets no second one (`wants_special_tokens`).
-    """
-    special = wants_special_tokens(tokenizer, prompts)
-    return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
-
-
-def capture_last_token(
-    model: torch.nn.Module,
-    tokenizer: Any,
-    prompts: list[str],
-    points: list[BlockPoints],
-    batch_size: int,
-) -> dict[str, torch.Tensor]:
-    """(n_prompts, n_layers, hidden) activations at the last prompt token, per residual point."""
-    n, layers = len(prompts), len(points)
-    hidden = int(model.config.hidden_size)
-    out = {p: torch.zeros(n, layers, hidden) for p in POINTS}
-    rows: slice = slice(0, 0)
-
-    def pre_hook(layer: int):
-        def hook(module, args):
-            out["post_attn"][rows, layer] = args[0][:, -1].detach().float().cpu()
-
-        return hook
-
-    def post_hook(layer: int):
-        def hook(module, args, output):
-            h = output[0] if isinstance(output, tuple) else output
-            out["post_block"][rows, layer] = h[:, -1].detach().float().cpu()
-
-        return hook
-
-    _prepare(tokenizer)
-    forward = {p.block: post_hook(p.index) for p in points}
-    pre = {p.pre_mlp_norm: pre_hook(p.index) for p in points}
-    device = next(model.parameters()).device
-    with torch.inference_mode(), hooked(model, forward=forward, forward_pre=pre):
-        for start in tqdm(range(0, n, batch_size), desc="Reading activations", unit="batch"):
-            rows = slice(start, min(n, start + batch_size))
-            model(**encode(tokenizer, prompts[rows]).to(device))
-    return out
 
 
 def directions(acts: torch.Tensor) -> torch.Tensor:
@@ -115,7 +63,7 @@ def prompted_replies(
     rendered = [render(tokenizer, prompter.messages(d, base_messages(d))) for d in docs]
     prompts = [text for text, _ in rendered]
     stops = sorted({s for _, extra in rendered for s in extra})
-    _prepare(tokenizer)
+    prepare(tokenizer)
     eos = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     if configured is not None:
@@ -271,20 +219,3 @@ def discover_directions(
         "command": command,
     }
     return artifacts.save(out, tensors, meta)
-
-
-def load_model(model_args: dict[str, Any]) -> tuple[torch.nn.Module, Any, str]:
-    """The model a discovery runs on: `pretrained=` (HF id or dir) or the embedded default."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from emobench import embedded
-
-    pretrained = model_args.get("pretrained")
-    name = pretrained or embedded.DEFAULT_PRETRAINED
-    path = str(embedded.resolve(pretrained)) if embedded.is_embedded(pretrained) else pretrained
-    kwargs = {}
-    if "dtype" in model_args:
-        kwargs["dtype"] = getattr(torch, str(model_args["dtype"]))
-    device = model_args.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs).eval().to(device)
-    return model, AutoTokenizer.from_pretrained(path), name

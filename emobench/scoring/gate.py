@@ -83,7 +83,7 @@ def slug(model: str) -> str:
 
 def _candidates(model: str) -> list[Path]:
     name = f"{slug(model)}.json"
-    return [cache_dir() / "gates" / name, Path(str(files("emobench.gates") / name))]
+    return [cache_dir() / "gates" / name, Path(str(files("emobench.scoring.gates") / name))]
 
 
 def gate_for(model: str) -> QualityGate | None:
@@ -143,9 +143,9 @@ def calibrate_on_reference(
     from emobench.classify.train import judged_dir
     from emobench.controller import create_controller
     from emobench.data import file_sha256
-    from emobench.fluency import perplexities
     from emobench.jsonl import read_jsonl
-    from emobench.scoring import measure_quality
+    from emobench.scoring.fluency import perplexities
+    from emobench.scoring.quality import measure_quality
 
     source = judged_dir() / "train_accepted.jsonl"
     records = [rec for _, rec in read_jsonl(source)]

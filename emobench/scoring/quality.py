@@ -65,6 +65,18 @@ def text_quality(text: str) -> dict[str, Any]:
     }
 
 
+def measure_quality(docs: list[dict[str, Any]], texts: list[str]) -> list[dict[str, Any]]:
+    """Every reply's quality measures but perplexity: the text measures and the relevance to its
+    doc's situation. The task's scoring filter, re-scoring and gate calibration all use this."""
+    from emobench.data import user_message
+
+    related = relevance(texts, [user_message(d["scenario"], d["event"]) for d in docs])
+    return [
+        {**text_quality(t), "relevance": round(float(r), 6)}
+        for t, r in zip(texts, related, strict=True)
+    ]
+
+
 def relevance(replies: list[str], situations: list[str]) -> np.ndarray:
     """Cosine similarity of each reply to its situation (scenario and event), MiniLM embeddings."""
     from emobench.classify.encoder import shared_encoder

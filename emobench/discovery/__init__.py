@@ -1,0 +1,3 @@
+"""Discovery on the SEV train split: what an artifact-backed controller loads.
+
+`directions` (emotion directions of the residual stream) and `circuit` (neurons and heads)."""

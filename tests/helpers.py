@@ -1,0 +1,68 @@
+"""Helpers shared by the tests: the real commands as subprocesses, lm-eval requests for docs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+GEN_KWARGS = {"until": [], "max_gen_toks": 6, "do_sample": False, "temperature": 0.0}
+
+
+def emobench(
+    *args: str, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "emobench.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+def last_line(proc: subprocess.CompletedProcess) -> str:
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def _find_lm_eval() -> str | None:
+    """The lm_eval script of this interpreter's environment (the venv need not be activated)."""
+    here = Path(sys.executable).parent
+    for name in ("lm_eval", "lm-eval"):
+        if (here / name).exists():
+            return str(here / name)
+    return shutil.which("lm_eval") or shutil.which("lm-eval")
+
+
+LM_EVAL = _find_lm_eval()
+
+
+def lm_eval(*args: str) -> subprocess.CompletedProcess:
+    assert LM_EVAL, "lm_eval is not on PATH"
+    return subprocess.run(
+        [LM_EVAL, *args], capture_output=True, text=True, cwd=ROOT, env=os.environ, timeout=900
+    )
+
+
+def make_requests(docs: list[dict[str, Any]], gen_kwargs: dict[str, Any] | None = None) -> list:
+    from lm_eval.api.instance import Instance
+
+    from emobench.data import user_message
+
+    kwargs = dict(gen_kwargs or GEN_KWARGS)
+    return [
+        Instance(
+            request_type="generate_until",
+            doc=doc,
+            arguments=(user_message(doc["scenario"], doc["event"]), dict(kwargs)),
+            idx=0,
+            metadata=("sev_emotion", i, 1),
+        )
+        for i, doc in enumerate(docs)
+    ]
