@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from emobench import __version__
 from emobench.errors import EmoBenchError
+from emobench.jsonl import json_error
+
+META = "meta.json"
+TENSORS = "tensors.safetensors"
 
 
 def weights_hash(model: torch.nn.Module, sample: int = 4096) -> str:
@@ -45,15 +52,39 @@ def model_fingerprint(model: torch.nn.Module) -> dict[str, Any]:
 
 
 def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    """Write DIR/tensors.safetensors and DIR/meta.json."""
+    """Write DIR/tensors.safetensors and DIR/meta.json, so that DIR never looks complete unless
+    it is: each file is written whole under a temporary name first, the old meta.json (which
+    makes a folder an artifact) goes before the new tensors take their name, and the new
+    meta.json comes last. A discovery killed at any point leaves either the old artifact, or a
+    folder without meta.json (refused as "not an emobench artifact"), or the new artifact."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.contiguous().cpu() for k, v in tensors.items()}, str(out / "tensors.safetensors")
-    )
     meta = {**meta, "emobench_version": __version__}
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    tensor_tmp = _temp_name(out, TENSORS)
+    meta_tmp = _temp_name(out, META)
+    try:
+        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tensor_tmp))
+        meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        # Flushed to disk before the renames: a crash must not leave the final names on empty
+        # files. Once per discovery, so the cost does not matter.
+        for tmp in (tensor_tmp, meta_tmp):
+            with tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+        (out / META).unlink(missing_ok=True)
+        os.replace(tensor_tmp, out / TENSORS)
+        os.replace(meta_tmp, out / META)
+    finally:
+        tensor_tmp.unlink(missing_ok=True)
+        meta_tmp.unlink(missing_ok=True)
     return out
+
+
+def _temp_name(folder: Path, name: str) -> Path:
+    """A new empty file beside `name` (created like any other file, so the umask sets its mode,
+    where mkstemp would make it private)."""
+    tmp = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp.open("x").close()
+    return tmp
 
 
 def load(
@@ -65,24 +96,65 @@ def load(
     meta = read_meta(src, kind)
     if model is not None:
         check_model(meta, model, src)
-    return load_file(str(src / "tensors.safetensors")), meta
+    try:
+        tensors = load_file(str(src / TENSORS))
+    except (SafetensorError, OSError) as exc:  # changed since read_meta checked it
+        raise _bad_tensors(src, meta, kind, exc) from exc
+    return tensors, meta
 
 
 def read_meta(path: str | Path, kind: str | None = None) -> dict[str, Any]:
-    """An artifact's metadata, checked to be of `kind` (the tensors are not read)."""
+    """An artifact's metadata, checked to be of `kind`, beside a readable safetensors file.
+
+    Controllers call this before any model loads, so a damaged artifact fails at once; the
+    tensors file's header is parsed (which checks that the file covers every tensor it
+    declares), its tensors are not read.
+    """
     src = Path(path)
-    meta_file, tensor_file = src / "meta.json", src / "tensors.safetensors"
+    meta_file, tensor_file = src / META, src / TENSORS
     if not meta_file.is_file() or not tensor_file.is_file():
         raise EmoBenchError(
-            f"{src}: not an emobench artifact (needs meta.json and tensors.safetensors)"
+            f"{src}: not an emobench artifact (needs {META} and {TENSORS}); "
+            f"{rebuild_hint({}, kind)}"
         )
-    meta = json.loads(meta_file.read_text())
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EmoBenchError(
+            f"{meta_file}: not valid JSON ({_reason(exc)}); {rebuild_hint({}, kind)}"
+        ) from exc
+    if not isinstance(meta, dict):
+        raise EmoBenchError(
+            f"{meta_file}: expected a JSON object, got {type(meta).__name__}; "
+            f"{rebuild_hint({}, kind)}"
+        )
     if kind is not None and meta.get("kind") != kind:
         raise EmoBenchError(
             f"{src} holds {meta.get('kind', 'an unnamed kind')!r}, not {kind!r}; "
             f"{rebuild_hint(meta, kind)}"
         )
+    try:
+        with safe_open(str(tensor_file), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as exc:
+        raise _bad_tensors(src, meta, kind, exc) from exc
     return meta
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return json_error(exc)
+    return str(exc)
+
+
+def _bad_tensors(
+    src: Path, meta: dict[str, Any], kind: str | None, exc: Exception
+) -> EmoBenchError:
+    detail = str(exc).removeprefix("Error while deserializing header: ")
+    return EmoBenchError(
+        f"{src / TENSORS}: truncated or not a safetensors file ({detail}); "
+        f"{rebuild_hint(meta, kind)}"
+    )
 
 
 def rebuild_hint(meta: dict[str, Any], kind: str | None = None) -> str:

@@ -1,177 +1,70 @@
 """`emobench`: lm-eval's command line plus emobench's own flags and subcommands.
 
-Every `lm_eval run` flag works unchanged; emobench adds --controller, --controller_args and
---classifier, defaults --model to `emobench` (the embedded model when no pretrained= is given),
-finds its own tasks without --include_path, and prints an expression-accuracy table at the end.
+This module is the parser and the dispatch; `emobench.run` runs an evaluation, and each
+subcommand's work lives in the module it names.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
+from emobench import lm_eval_glue
 from emobench.errors import EmoBenchError
 
 log = logging.getLogger("emobench")
 
-DEFAULT_BATCH_SIZE = "16"
-OWN_TASKS = ("sev_emotion", "sev_emotion_train")
 
-
-def _task_dir() -> str:
-    from emobench.tasks import task_dir
-
-    return str(task_dir())
-
-
-def _with_own_tasks(include_path: Any) -> list[str]:
-    paths = [_task_dir()]
-    if isinstance(include_path, str) and include_path:
-        paths += [p for p in include_path.split(":") if p]
-    elif isinstance(include_path, list):
-        paths += include_path
-    return paths
-
-
-@contextlib.contextmanager
-def _capture_results(store: dict[str, Any], extra: dict[str, Any]) -> Iterator[None]:
-    """Add emobench's record to the results lm-eval saves, and keep them for the final table.
-
-    lm-eval's `run` looks up `lm_eval.simple_evaluate` when it runs, so wrapping that attribute
-    for the duration of the call is enough; every flag and output of `run` stays lm-eval's own.
-    """
-    import lm_eval
-
-    original = lm_eval.simple_evaluate
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        # The confusion matrix and macro-F1 need every sample's verdict: keep the samples in
-        # memory, and drop them again if the user did not ask for a samples log.
-        wanted = bool(kwargs.get("log_samples"))
-        kwargs["log_samples"] = True
-        results = original(*args, **kwargs)
-        if results is not None:
-            summaries = _summaries(results.get("samples", {}), str(extra.get("model", "")))
-            results["emobench"] = {**extra, **summaries}
-            if not wanted:
-                results.pop("samples", None)
-            store["results"] = results
-        return results
-
-    lm_eval.simple_evaluate = wrapped
+def _plain_value(text: str) -> Any:
+    """A command-line value as the type it spells: JSON numbers, booleans, null, lists, objects;
+    anything else stays the string it is (so `template=Sound {emotion}.` keeps its braces)."""
     try:
-        yield
-    finally:
-        lm_eval.simple_evaluate = original
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
-def _summaries(samples: dict[str, list[dict[str, Any]]], model: str) -> dict[str, Any]:
-    """Per emobench task: macro-F1, the confusion matrix and the quality-adjusted accuracy
-    (under the model's calibrated quality gate) from the scored samples."""
-    from emobench.scoring.gate import gate_for
-    from emobench.scoring.rescore import summarize
+class KeyValueArgs(argparse.Action):
+    """`key=value ...` (each value kept whole, braces and commas included) or one JSON object."""
 
-    out: dict[str, Any] = {}
-    gate = gate_for(model) if model else None
-    for task in OWN_TASKS:
-        rows = samples.get(task)
-        if not rows:
-            continue
-        verdicts = [json.loads(r["filtered_resps"][0]) for r in rows]
-        labels = list(verdicts[0]["probs"])
-        qualities = [v.get("quality") for v in verdicts]
-        summary = summarize(
-            [r["doc"] for r in rows], [v["label"] for v in verdicts], labels, qualities, gate
-        )
-        out[task] = {
-            k: summary[k] for k in ("macro_f1", "confusion", "quality_adjusted") if k in summary
-        }
-        if gate is None:
-            log.warning(
-                "no quality gate calibrated for %s: quality-adjusted accuracy is not computed "
-                "(see `emobench calibrate-gate --help`)",
-                model,
-            )
-    return out
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        current = dict(getattr(namespace, self.dest, None) or {})
+        for item in values or []:
+            if item.lstrip().startswith("{"):
+                try:
+                    parsed = json.loads(item)
+                except json.JSONDecodeError as exc:
+                    parser.error(f"argument {option_string}: {item!r} is not a JSON object ({exc})")
+                if not isinstance(parsed, dict):
+                    parser.error(f"argument {option_string}: {item!r} is not a JSON object")
+                current.update(parsed)
+                continue
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                parser.error(
+                    f"argument {option_string}: expected key=value, got {item!r} "
+                    "(for example alpha=1 layers=12-21)"
+                )
+            current[key] = _plain_value(value)
+        setattr(namespace, self.dest, current)
 
 
-def _run(args: argparse.Namespace) -> None:
-    from lm_eval._cli.run import Run
+def _tasks_path(args: argparse.Namespace) -> None:
+    from pathlib import Path
 
-    from emobench import __version__, embedded, loading
-    from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
-    from emobench.controller import create_controller
-    from emobench.report import run_table
+    from emobench.run import task_dir
 
-    if not args.tasks:
-        raise EmoBenchError("no task given; try: emobench --tasks sev_emotion --controller prompt")
-    args.model = args.model or "emobench"
-    args.include_path = _with_own_tasks(args.include_path)
-    classifier = args.classifier or os.environ.get("EMOBENCH_CLASSIFIER") or DEFAULT_CLASSIFIER
-    # Load it now: a bad name or a broken head fails before the model generates for an hour.
-    classifier_spec = get_classifier(classifier).spec()
-    os.environ["EMOBENCH_CLASSIFIER"] = classifier
-
-    controller_spec: dict[str, Any] = {"name": "none (model is not emobench)", "args": {}}
-    if args.model == "emobench":
-        import emobench.model  # noqa: F401  (registers the lm-eval model "emobench")
-
-        controller = create_controller(args.controller, **(args.controller_args or {}))
-        controller_spec = controller.spec()
-        model_args = dict(args.model_args or {})
-        model_args.setdefault("pretrained", embedded.DEFAULT_PRETRAINED)
-        model_args["controller"] = args.controller
-        if args.controller_args:
-            model_args["controller_args"] = json.dumps(args.controller_args, sort_keys=True)
-        args.model_args = model_args
-        if not hasattr(args, "batch_size"):
-            args.batch_size = DEFAULT_BATCH_SIZE
-        if args.device is None:
-            args.device = loading.default_device()
-        if args.use_cache:
-            # lm-eval's cache keys replies on the request text, which is the same for all six
-            # target emotions of a situation; the emobench journal keys on the doc and controller.
-            model_args["journal"] = f"{args.use_cache}.emobench-journal.jsonl"
-            args.use_cache = None
-    elif args.controller != "none" or args.controller_args:
-        raise EmoBenchError(
-            f"--controller needs --model emobench (got --model {args.model}); "
-            "drop --model or use --model emobench --model_args pretrained=<HF id or local dir>"
-        )
-
-    extra = {
-        "emobench_version": __version__,
-        "model": (args.model_args or {}).get("pretrained", args.model),
-        "controller": controller_spec,
-        "controller_args_given": dict(args.controller_args or {}),
-        "classifier": classifier_spec,
-    }
-    for own in ("controller", "controller_args", "classifier"):
-        delattr(args, own)  # lm-eval's config rejects flags it does not know
-    store: dict[str, Any] = {}
-    try:
-        with _capture_results(store, extra):
-            Run._execute(args)
-    except ValueError as exc:
-        if str(exc).startswith("Tasks not found"):
-            missing = str(exc).partition(":")[2].strip()
-            raise EmoBenchError(
-                f"unknown task(s) {missing}; emobench's tasks: {', '.join(OWN_TASKS)} "
-                "(`emobench ls tasks` lists every lm-eval task; "
-                "add your own with --include_path DIR)"
-            ) from exc
-        raise
-    results = store.get("results")
-    for task in OWN_TASKS:
-        if results is not None and task in results.get("results", {}):
-            print()
-            print(run_table(results, task))
+    if args.task is None:
+        print(task_dir())
+        return
+    found = sorted(Path(task_dir()).rglob(f"{args.task}.yaml"))
+    if not found:
+        names = sorted(p.stem for p in Path(task_dir()).rglob("*.yaml"))
+        raise EmoBenchError(f"no emobench task {args.task!r}; emobench's tasks: {', '.join(names)}")
+    print(found[0])
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -297,12 +190,10 @@ def _calibrate_gate(args: argparse.Namespace) -> None:
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     """--model_args for the subcommands that load a model themselves (discover, calibrate-gate)."""
-    from lm_eval._cli.utils import MergeDictAction
-
     parser.add_argument(
         "--model_args",
         nargs="+",
-        action=MergeDictAction,
+        action=lm_eval_glue.merge_dict_action(),
         default=None,
         metavar="<arg>",
         help="pretrained=<HF id or dir> (default: embedded), dtype=...",
@@ -310,30 +201,27 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    from lm_eval._cli import HarnessCLI
-    from lm_eval._cli.utils import MergeDictAction
-
     from emobench.classify import DEFAULT_CLASSIFIER
+    from emobench.run import run as run_evaluation
 
-    cli = HarnessCLI()
-    parser: argparse.ArgumentParser = cli._parser
+    parser, subparsers = lm_eval_glue.harness_parser()
     parser.prog = "emobench"
     parser.description = "emobench: emotion-control benchmark (an lm-eval superset)"
-    subparsers = cli._subparsers
     run = subparsers.choices["run"]
     run.prog = "emobench run"
     group = run.add_argument_group("emobench")
     group.add_argument(
         "--controller",
-        default="none",
+        default=None,
         metavar="<name>",
-        help="controller plugin (emobench list controllers), or package.module:Class; default none",
+        help="controller plugin (emobench list controllers), or package.module:Class; default "
+        "none (the same as --model_args controller=<name>)",
     )
     group.add_argument(
         "--controller_args",
         default=None,
         nargs="+",
-        action=MergeDictAction,
+        action=KeyValueArgs,
         metavar="<arg>",
         help="controller arguments as key=val (recorded in the results)",
     )
@@ -341,9 +229,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--classifier",
         default=None,
         metavar="<name>",
-        help="emotion classifier plugin that scores the generations (default minilm)",
+        help="emotion classifier plugin that scores the generations (default minilm; the same "
+        "as --model_args classifier=<name>, or --metadata classifier=<name> for other models)",
     )
-    run.set_defaults(func=_run)
+    run.set_defaults(func=run_evaluation)
+
+    tp = subparsers.add_parser(
+        "tasks-path",
+        help="where emobench's task YAML is, for stock lm_eval",
+        description="Without TASK: the directory for `lm_eval --include_path DIR --tasks "
+        "sev_emotion` (any lm-eval model). With TASK: that task's YAML file, for `lm_eval run "
+        "--model emobench --tasks FILE`: lm-eval imports a YAML file's functions before it builds "
+        "the model, and that import registers the model `emobench` (a task found through "
+        "--include_path is imported only after the model is built).",
+    )
+    tp.add_argument("task", nargs="?", default=None, help="a task name, e.g. sev_emotion")
+    tp.set_defaults(func=_tasks_path)
 
     lst = subparsers.add_parser("list", help="list installed emobench plugins")
     lst.add_argument("what", choices=["controllers", "classifiers"])
@@ -453,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     _log_like_lm_eval()
     if args.command in ("ls", "validate"):
-        args.include_path = _with_own_tasks(getattr(args, "include_path", None))
+        from emobench.run import with_own_tasks
+
+        args.include_path = with_own_tasks(getattr(args, "include_path", None))
     try:
         args.func(args)
     except EmoBenchError as exc:

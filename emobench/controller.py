@@ -36,8 +36,10 @@ class Controller:
     """Base class: no rewriting, no hooks, no generation overrides (the unsteered baseline)."""
 
     name: str = "base"
-    # Filled in by emobench.registry.create: the arguments this instance was built with.
+    # Filled in by emobench.registry.create: the arguments this instance was built with
+    # (defaults filled in), and those the user gave.
     args: dict[str, Any]
+    given: dict[str, Any]
     registry_name: str
 
     def messages(self, doc: dict[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -59,6 +61,7 @@ class Controller:
             "name": getattr(self, "registry_name", self.name),
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "args": dict(getattr(self, "args", {})),
+            "given": dict(getattr(self, "given", {})),
             "generation_kwargs": self.generation_kwargs(),
             "emobench_version": __version__,
         }

@@ -54,7 +54,15 @@ def resolve_split(split: str) -> Path:
     _check_split(split)
     name = SPLIT_FILES[split]
     if env := os.environ.get("EMOBENCH_SEV_DIR"):
-        path = Path(env).expanduser() / name
+        folder = Path(env).expanduser()
+        if not folder.is_dir():
+            raise DataError(
+                f"EMOBENCH_SEV_DIR={env}: "
+                f"{'not a directory' if folder.exists() else 'no such directory'}; point it at "
+                f"a directory holding {' and '.join(SPLIT_FILES.values())} (for example "
+                "../shared/sev)"
+            )
+        path = folder / name
         if not path.is_file():
             raise DataError(
                 f"EMOBENCH_SEV_DIR={env} has no {name}; point it at a directory holding "
@@ -93,7 +101,10 @@ def _nonempty_str(value: object) -> bool:
 def _validate(record: dict[str, Any], where: str, seen: dict[str, str]) -> Skeleton:
     missing = [f for f in REQUIRED_FIELDS if f not in record]
     if missing:
-        raise DataError(f"{where}: missing field(s) {', '.join(missing)}")
+        raise DataError(
+            f"{where}: missing field(s) {', '.join(missing)}; "
+            f"every line needs {', '.join(REQUIRED_FIELDS)}"
+        )
     for field in ("theme", "scenario", "skeleton_id"):
         if not _nonempty_str(record[field]):
             raise DataError(f"{where}: field {field!r} must be a non-empty string")
@@ -101,15 +112,24 @@ def _validate(record: dict[str, Any], where: str, seen: dict[str, str]) -> Skele
     if not isinstance(event, dict):
         raise DataError(f"{where}: field 'event' must be an object with keys {', '.join(VALENCES)}")
     if set(event) != set(VALENCES):
+        unknown = [repr(v) for v in event if v not in VALENCES]
+        absent = [repr(v) for v in VALENCES if v not in event]
+        problems = ([f"unknown valence(s) {', '.join(unknown)}"] if unknown else []) + (
+            [f"no {', '.join(absent)}"] if absent else []
+        )
         raise DataError(
-            f"{where}: 'event' has valences {sorted(event)}; expected exactly {', '.join(VALENCES)}"
+            f"{where}: 'event' has {' and '.join(problems)}; expected exactly the keys "
+            f"{', '.join(VALENCES)}"
         )
     for valence in VALENCES:
         if not _nonempty_str(event[valence]):
             raise DataError(f"{where}: event[{valence!r}] must be a non-empty string")
     sid = record["skeleton_id"]
     if sid in seen:
-        raise DataError(f"{where}: duplicate skeleton_id {sid!r} (first seen at {seen[sid]})")
+        raise DataError(
+            f"{where}: duplicate skeleton_id {sid!r} (first seen at {seen[sid]}); "
+            "every skeleton_id must be unique"
+        )
     seen[sid] = where
     return Skeleton(sid, record["theme"], record["scenario"], {v: event[v] for v in VALENCES})
 

@@ -15,7 +15,9 @@ which then loads in about a second.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import logging
 import os
 import shutil
@@ -73,8 +75,8 @@ def resolve(pretrained: str | None) -> Path:
         raise ValueError(f"unknown embedded model {name!r}; embedded models: {', '.join(EMBEDDED)}")
     spec = EMBEDDED[name]
     folder = package_dir(spec.module, spec.install)
-    target = cache_dir() / "models" / f"{name}-{_version_key(spec, folder)}"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+    target = _cache_target(spec, folder)
+    if _complete(target):
         return target
     if not spec.assembled:
         _convert(folder / spec.gguf, target)
@@ -87,8 +89,27 @@ def resolve(pretrained: str | None) -> Path:
     return target
 
 
+def _complete(target: Path) -> bool:
+    return (target / "config.json").is_file() and (target / "model.safetensors").is_file()
+
+
+def _cache_target(spec: EmbeddedModel, folder: Path) -> Path:
+    """The folder of the converted copy: named after the model and its GGUF's content."""
+    models = cache_dir() / "models"
+    target = models / f"{spec.name}-{_version_key(spec, folder)}"
+    if spec.assembled or _complete(target):
+        return target
+    # emobench once named the copy after the GGUF's size and mtime. Such a copy still holds this
+    # very file's conversion while both are unchanged: use it rather than convert (and store)
+    # the same model again. It is left in place either way.
+    stat = (folder / spec.gguf).stat()
+    legacy = models / f"{spec.name}-{stat.st_size}-{int(stat.st_mtime)}"
+    return legacy if _complete(legacy) else target
+
+
 def _version_key(spec: EmbeddedModel, folder: Path) -> str:
-    """What the cached copy is keyed on, so that a changed wheel triggers a new conversion."""
+    """What the cached copy is keyed on: the GGUF's sha256, so a changed wheel triggers a new
+    conversion and a reinstall of the same file (new mtime) does not."""
     if spec.assembled:
         # The joined file's sha256, as the wheel states it: exact, and free to read.
         sums = folder / "data" / "SHA256SUMS"
@@ -99,10 +120,48 @@ def _version_key(spec: EmbeddedModel, folder: Path) -> str:
         raise EmoBenchError(f"{sums} does not list {spec.gguf}; reinstall with: {spec.install}")
     gguf_path = folder / spec.gguf
     if not gguf_path.is_file():
-        raise FileNotFoundError(f"{gguf_path} is missing; reinstall with: {spec.install}")
-    # The GGUF's size and mtime: hashing ~100 MB on every start would cost more than it saves.
-    stat = gguf_path.stat()
-    return f"{stat.st_size}-{int(stat.st_mtime)}"
+        raise EmoBenchError(f"{gguf_path} is missing; reinstall with: {spec.install}")
+    return _gguf_sha256(gguf_path, cache_dir() / "models" / f"{spec.name}.gguf-sha256.json")[:16]
+
+
+def _gguf_sha256(path: Path, sidecar: Path) -> str:
+    """The file's sha256, hashed once and remembered in `sidecar` with the file's size, mtime
+    and ctime; the file is hashed again only when one of them changes (a reinstall or a
+    `touch`: about 0.3 s for the 98 MB SmolLM2 GGUF). The ctime changes on every write, so a
+    copy that restores the old mtime over new content is still noticed."""
+    stat = path.stat()
+    stamp = {
+        "path": str(path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+    }
+    try:
+        known = json.loads(sidecar.read_text())
+    except (OSError, ValueError):  # none yet, or damaged: hash again
+        known = None
+    if isinstance(known, dict) and known.get("stamp") == stamp:
+        digest = known.get("sha256")
+        if isinstance(digest, str) and len(digest) == 64:
+            return digest
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha.update(chunk)
+    digest = sha.hexdigest()
+    try:
+        sidecar.parent.mkdir(parents=True, exist_ok=True)
+        # Temp file + rename: two processes starting together each write a whole sidecar.
+        fd, tmp = tempfile.mkstemp(prefix=sidecar.name + ".", dir=sidecar.parent)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"stamp": stamp, "sha256": digest}, handle)
+            os.replace(tmp, sidecar)
+        finally:
+            Path(tmp).unlink(missing_ok=True)  # gone after a successful replace
+    except OSError as exc:  # a read-only cache only costs a hash per start
+        log.debug("cannot record the GGUF hash in %s: %s", sidecar, exc)
+    return digest
 
 
 def _assemble(spec: EmbeddedModel, out: Path) -> Path:

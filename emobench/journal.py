@@ -4,6 +4,17 @@ lm-eval's own --use_cache keys replies on the request text, which is the same fo
 emotions of one situation (only the controller differs), so it would hand one emotion's reply to
 another. The journal keys on the doc key and a fingerprint of everything that shapes the reply
 (model, controller spec, generation settings), one JSON line per reply, appended as each is made.
+
+Each reply is appended with a single `os.write` of one complete line on an O_APPEND descriptor:
+the kernel places every such write at the current end of the file, whole, so two processes
+sharing a journal never interleave partial lines. A run killed mid-write can still leave a last
+line without its newline (a torn line); opening the journal repairs that before anything is
+appended, so the next reply starts on a line of its own.
+
+No fsync: the journal only saves work. A killed process loses nothing that reached `os.write`
+(the page cache outlives it); only a power cut or kernel crash can lose recent lines, and then
+the torn-line repair keeps the file readable and the lost replies are simply generated again,
+while an fsync per reply would add a disk round trip to every generation.
 """
 
 from __future__ import annotations
@@ -11,14 +22,28 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+
 
 def fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """The journal record on one line, or None when the line is not one."""
+    try:
+        rec = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(rec, dict) or not {"key", "fp", "text"} <= rec.keys():
+        return None
+    return rec
 
 
 class Journal:
@@ -26,28 +51,64 @@ class Journal:
         self.path = Path(path)
         self.entries: dict[tuple[str, str], str] = {}
         if self.path.is_file():
-            self._load()
+            self._load(self._repair())
 
-    def _load(self) -> None:
-        with self.path.open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                try:
-                    rec = json.loads(line)
-                    self.entries[(rec["key"], rec["fp"])] = rec["text"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    # A run killed mid-write leaves a partial last line: that reply is made again.
-                    log.warning(
-                        "%s:%d: unreadable journal line skipped (regenerated)", self.path, lineno
-                    )
+    def _repair(self) -> bytes:
+        """The journal's bytes, after making sure the file ends with a complete line.
+
+        A last line without its newline is a write that a killed run did not finish: it is cut
+        off (its reply is generated again), or, when it is a whole record that only lacks the
+        newline, terminated. Either way the next append starts on a fresh line, and the repair
+        happens once, so later runs open a clean file without a warning.
+        """
+        with self.path.open("rb+") as handle:
+            data = handle.read()
+            if not data or data.endswith(b"\n"):
+                return data
+            cut = data.rfind(b"\n") + 1
+            lineno = data.count(b"\n", 0, cut) + 1
+            if _record(data[cut:]) is not None:
+                handle.write(b"\n")
+                log.warning("%s:%d: journal line lacked its newline; added it", self.path, lineno)
+                return data + b"\n"
+            handle.truncate(cut)
+        log.warning(
+            "%s:%d: removed a journal line cut short by an interrupted run "
+            "(its reply will be generated again)",
+            self.path,
+            lineno,
+        )
+        return data[:cut]
+
+    def _load(self, data: bytes) -> None:
+        for lineno, line in enumerate(data.split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            rec = _record(line)
+            if rec is None:
+                log.warning(
+                    "%s:%d: unreadable journal line skipped (its reply will be generated again)",
+                    self.path,
+                    lineno,
+                )
+                continue
+            self.entries[(rec["key"], rec["fp"])] = rec["text"]
         log.info("journal %s: %d finished replies", self.path, len(self.entries))
 
     def get(self, key: str, fp: str) -> str | None:
         return self.entries.get((key, fp))
 
     def add(self, key: str, fp: str, text: str) -> None:
-        self.entries[(key, fp)] = text
+        line = json.dumps({"key": key, "fp": fp, "text": text}, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(
-                json.dumps({"key": key, "fp": fp, "text": text}, ensure_ascii=False) + "\n"
-            )
+        fd = os.open(self.path, _APPEND_FLAGS, 0o644)
+        try:
+            # One write call for the whole line (unbuffered, so nothing is left to flush). A
+            # regular file takes it whole; the loop only matters if the kernel ever returns
+            # short (a signal, or a full disk, where the next write raises OSError).
+            view = memoryview(line.encode("utf-8"))
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        self.entries[(key, fp)] = text

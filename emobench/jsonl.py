@@ -1,4 +1,8 @@
-"""Reading JSON-lines files with errors that name the file and line."""
+"""Reading JSON-lines files with errors that name the file and line.
+
+Blank lines are skipped, as most JSON-lines readers do (an editor's trailing empty line, or a
+blank line between records, holds no record); line numbers in errors stay the file's own.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +14,54 @@ from typing import Any
 from emobench.errors import DataError
 
 
+def json_error(exc: json.JSONDecodeError, with_line: bool = True) -> str:
+    """Where and why JSON failed to parse, as a phrase: "Expecting value at line 1 column 5"."""
+    at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at"
+    where = f"line {exc.lineno} column {exc.colno}" if with_line else f"column {exc.colno}"
+    return f"{exc.msg}{at} {where}"
+
+
 def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ("file:line", object) for each non-blank line; bad input raises DataError."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; expected a JSON-lines file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     seen = False
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
+    # Bytes, decoded line by line, so that bad UTF-8 is reported with its line number.
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{where}: not UTF-8 text (byte {exc.start + 1} of the line); "
+                    "save the file as UTF-8"
+                ) from exc
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark some editors write
             if not line.strip():
                 continue
             seen = True
-            where = f"{path}:{lineno}"
             try:
-                record = json.loads(line.rstrip("\r\n"))
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
+                # The last line without its newline that does not parse: a cut-off copy.
+                hint = (
+                    "the file ends in the middle of this line, so it looks truncated: copy it again"
+                    if not line.endswith("\n")
+                    else "each line must be one complete JSON object"
+                )
                 raise DataError(
-                    f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
+                    f"{where}: not valid JSON ({json_error(exc, with_line=False)}); {hint}"
                 ) from exc
             if not isinstance(record, dict):
-                raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+                raise DataError(
+                    f"{where}: expected a JSON object, got {type(record).__name__}; "
+                    "each line must be one JSON object"
+                )
             yield where, record
     if not seen:
         raise DataError(f"{path}: the file is empty; expected one JSON object per line")

@@ -20,11 +20,15 @@ from lm_eval.models.huggingface import HFLM
 
 from emobench import EMOTIONS, loading
 from emobench.chat import base_messages, render
+from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.controller import Controller, create_controller
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count
 from emobench.journal import Journal, fingerprint
+from emobench.record import run_record
+from emobench.reply import Reply
 from emobench.scoring import fluency
+from emobench.scoring.gate import describe, gate_for
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +61,16 @@ class _JournalHook:
     ) -> None:
         self.journal = journal
         self.keys = keys
+        self.unmatched = 0
 
     def add_partial(self, attr: str, req: tuple, res: Any) -> None:
         queue = self.keys.get((req[0], _kw_key(req[1])))
-        if queue:
-            key, fp = queue.pop(0)
-            self.journal.add(key, fp, res)
+        if not queue:
+            # A reply the journal cannot place is still returned; it is only not resumable.
+            self.unmatched += 1
+            return
+        key, fp = queue.pop(0)
+        self.journal.add(key, fp, res)
 
 
 @register_model("emobench")
@@ -72,29 +80,46 @@ class EmoBenchLM(HFLM):
         pretrained: str | None = None,
         controller: str | Controller = "none",
         controller_args: dict[str, Any] | str | None = None,
+        classifier: str | None = None,
         journal: str | None = None,
         device: str | None = None,
-        measure_fluency: bool = True,
+        measure_fluency: bool | str = True,
         **kwargs: Any,
     ) -> None:
-        self.pretrained_name = loading.model_name(pretrained)
-        super().__init__(
-            pretrained=loading.model_path(pretrained),
-            device=device or loading.default_device(),
-            **kwargs,
-        )
+        # Everything a bad argument can break is built before the model loads.
         if isinstance(controller, Controller):
             self.controller = controller
         else:
             self.controller = create_controller(
                 controller, **parse_controller_args(controller_args)
             )
+        self.classifier_name = classifier or DEFAULT_CLASSIFIER
+        self.classifier_spec = get_classifier(self.classifier_name).spec()
+        self.pretrained_name = loading.model_name(pretrained)
+        self.gate = gate_for(self.pretrained_name)
         self.journal = Journal(journal) if journal else None
         self.measure_fluency = (
             measure_fluency
             if isinstance(measure_fluency, bool)
             else (str(measure_fluency).lower() not in ("false", "0", "no"))
         )
+        super().__init__(
+            pretrained=loading.model_path(pretrained),
+            device=device or loading.default_device(),
+            **kwargs,
+        )
+
+    def get_model_info(self) -> dict[str, Any]:
+        """lm-eval's model-info hook: its result lands in the results file's `config`, so the
+        record of what ran travels with every run, whichever command started it."""
+        record = run_record(
+            self.pretrained_name,
+            self.controller.spec(),
+            self.classifier_spec,
+            describe(self.gate),
+            self.measure_fluency,
+        )
+        return {**super().get_model_info(), "emobench": record}
 
     # ---- prompts -------------------------------------------------------------------------
     def _rewrite(self, request: Instance) -> Instance:
@@ -136,17 +161,30 @@ class EmoBenchLM(HFLM):
         for req, fp in zip(rewritten, fps, strict=True):
             keys.setdefault((req.args[0], _kw_key(req.args[1])), []).append((req.doc["key"], fp))
         inner = self.cache_hook
-        self.cache_hook = _JournalHook(self.journal, keys)
+        self.cache_hook = hook = _JournalHook(self.journal, keys)
         try:
             yield
         finally:
             self.cache_hook = inner
+        if hook.unmatched:
+            log.warning(
+                "%d repl(ies) could not be matched to a doc and were not journaled: an "
+                "interrupted run would generate them again (journal %s)",
+                hook.unmatched,
+                self.journal.path,
+            )
 
     # ---- generation ----------------------------------------------------------------------
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         groups: dict[str | None, list[int]] = {}
         for i, req in enumerate(requests):
             doc = req.doc if isinstance(req.doc, dict) else {}
+            scored_by = doc.get("classifier", self.classifier_name)
+            if scored_by != self.classifier_name:
+                raise EmoBenchError(
+                    f"the task scores with classifier {scored_by!r} (--metadata) but the model "
+                    f"records {self.classifier_name!r} (model_args classifier=); name it once"
+                )
             emotion = doc.get("target_emotion")
             if emotion is not None and emotion not in EMOTIONS:
                 raise EmoBenchError(
@@ -208,20 +246,22 @@ class EmoBenchLM(HFLM):
                 )
             for j, text in zip(todo, made, strict=True):
                 outs[j] = text
-        if self.measure_fluency:
-            self._measure_fluency(rewritten, outs, disable_tqdm)  # type: ignore[arg-type]
-        return outs  # type: ignore[return-value]
+        texts: list[str] = outs  # type: ignore[assignment]
+        ppl = self._perplexities(rewritten, texts, disable_tqdm)
+        return [Reply(t, ppl=p, gate=self.gate) for t, p in zip(texts, ppl, strict=True)]
 
-    def _measure_fluency(
+    def _perplexities(
         self, rewritten: list[Instance], outs: list[str], disable_tqdm: bool
-    ) -> None:
-        """Perplexity of each reply under the unsteered model (outside the controller's scope),
-        handed to the task's scoring filter through emobench.fluency."""
+    ) -> list[float | None]:
+        """Perplexity of each reply under the unsteered model (outside the controller's scope);
+        None for every reply when fluency is not measured."""
+        if not self.measure_fluency:
+            return [None] * len(outs)
         try:
             batch = int(self.batch_size)
         except (TypeError, ValueError):
             batch = 16
-        ppl = fluency.perplexities(
+        return fluency.perplexities(
             self.model,
             self.tokenizer,
             [r.args[0] for r in rewritten],
@@ -231,5 +271,3 @@ class EmoBenchLM(HFLM):
             progress=not disable_tqdm,
             encode_context=self.tok_encode,
         )
-        for req, text, value in zip(rewritten, outs, ppl, strict=True):
-            fluency.remember(req.doc["key"], text, value)

@@ -105,7 +105,8 @@ def bound_arguments(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def create(group: str, name: str, **kwargs: Any) -> Any:
-    """Instantiate a plugin and record the arguments it was built with (``plugin.args``)."""
+    """Instantiate a plugin and record the arguments it was built with: ``plugin.args`` with
+    defaults filled in, ``plugin.given`` as passed."""
     cls = load_class(group, name)
     args = bound_arguments(cls, kwargs)
     try:
@@ -114,4 +115,5 @@ def create(group: str, name: str, **kwargs: Any) -> Any:
         raise PluginLoadError(f"{_KIND.get(group, 'plugin')} {name!r}: {exc}") from exc
     obj.registry_name = name
     obj.args = args
+    obj.given = dict(kwargs)
     return obj

@@ -9,6 +9,7 @@ from typing import Any
 from tabulate import tabulate
 
 from emobench import EMOTIONS, VALENCES
+from emobench.record import foreign_record, given_args, read_record, task_extras
 from emobench.scoring.metrics import task_metrics
 
 
@@ -19,14 +20,14 @@ def percent(value: float | None) -> str:
 
 def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = "simple") -> str:
     m = task_metrics(results, task)
-    info = results.get("emobench", {})
+    info = read_record(results) or foreign_record(results, task)
     n = results.get("n-samples", {}).get(task, {}).get("effective")
     rows = [["overall", percent(m.get("acc")), n if n is not None else ""]]
     # Slice sizes are not in lm-eval's results (a --limit run need not cover every slice).
     rows += [[f"  {e}", percent(m.get(f"acc_{e}")), ""] for e in EMOTIONS]
     rows += [[f"  {v} situations", percent(m.get(f"acc_{v}")), ""] for v in VALENCES]
     controller = info.get("controller", {})
-    args = info.get("controller_args_given") or {}
+    args = given_args(controller, info)
     title = (
         f"{task}: expression accuracy (%) | model {info.get('model', '?')} | "
         f"controller {controller.get('name', '?')}{' ' + str(args) if args else ''} | "
@@ -44,7 +45,7 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
     rows_q = [
         [label, show(m[key])] for label, key, show in quality if key in m and not math.isnan(m[key])
     ]
-    extra = info.get(task, {})
+    extra = task_extras(results, task)
     if "macro_f1" in extra:
         rows.append(["macro-F1 (x100)", percent(extra["macro_f1"]), n if n is not None else ""])
     rows += adjusted_rows(extra.get("quality_adjusted") or {}, n)

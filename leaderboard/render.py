@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
+import os
+import secrets
 from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
@@ -14,8 +17,13 @@ from typing import Any
 from tabulate import tabulate
 
 from emobench import EMOTIONS, VALENCES
+from emobench.errors import EmoBenchError
+from emobench.jsonl import json_error
+from emobench.record import foreign_record, given_args, read_record, task_extras
 from emobench.report import percent
 from emobench.scoring.metrics import task_metrics
+
+log = logging.getLogger(__name__)  # under "emobench": the CLI prints it
 
 TASK = "sev_emotion"
 COLUMNS = [
@@ -44,15 +52,22 @@ def _result_files(paths: Iterable[str | Path]) -> list[Path]:
             found.append(p)
         elif p.is_dir():
             found += sorted(p.rglob("results_*.json"))
+        else:
+            raise EmoBenchError(
+                f"{p} does not exist; pass an --output_path directory of an emobench run "
+                "or a results_*.json file"
+            )
     return found
 
 
 def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any] | None:
-    info = results.get("emobench")
-    if not info or TASK not in results.get("results", {}):
+    if TASK not in results.get("results", {}):
         return None
+    # A run of another lm-eval model (stock `--model hf`) has no record: it ranks as unsteered.
+    info = read_record(results) or foreign_record(results, TASK)
     metrics = task_metrics(results, TASK)
-    qa = info.get(TASK, {}).get("quality_adjusted") or {}
+    extras = task_extras(results, TASK)
+    qa = extras.get("quality_adjusted") or {}
     controller = info.get("controller", {})
     return {
         "model": info.get("model", "?"),
@@ -60,13 +75,13 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         # The settings that ran: a controller's resolved defaults (spec "effective") over the
         # arguments the user gave; the full spec stays in the results.
         "controller_args": json.dumps(
-            {**(info.get("controller_args_given") or {}), **(controller.get("effective") or {})},
+            {**given_args(controller, info), **(controller.get("effective") or {})},
             sort_keys=True,
         ),
         "classifier": _classifier_name(info.get("classifier", {})),
         "n": results.get("n-samples", {}).get(TASK, {}).get("effective"),
-        **{k: metrics.get(k) for k in COLUMNS if k.startswith("acc")},
-        "macro_f1": info.get(TASK, {}).get("macro_f1"),
+        **{k: _finite(metrics.get(k)) for k in COLUMNS if k.startswith("acc")},
+        "macro_f1": _finite(extras.get("macro_f1")),
         # Quality-adjusted accuracy: correct AND through the model's quality gate (emobench.gate).
         "acc_qa": _finite(qa.get("acc_qa")),
         "gate_pass": _finite(qa.get("gate_pass")),
@@ -78,8 +93,8 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
 
 
 def _finite(value: Any) -> float | None:
-    """None for a missing or NaN measure (JSON has no NaN; CSV shows a blank)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """None for a missing, NaN or infinite measure (JSON has neither; CSV shows a blank)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return None
     return float(value)
 
@@ -90,16 +105,35 @@ def _classifier_name(spec: dict[str, Any]) -> str:
     return f"{spec.get('name', '?')}@{sha[:8]}" if sha else spec.get("name", "?")
 
 
+def _read_row(path: Path) -> dict[str, Any] | str:
+    """The leaderboard row of one results file, or why the file has none."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({json_error(exc)})"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable ({exc})"
+    if not isinstance(results, dict) or not isinstance(results.get("results"), dict):
+        return "not an lm-eval results file (no 'results' object)"
+    if TASK not in results["results"]:
+        return f"lm-eval results without {TASK}"
+    try:
+        return row_from_results(results, str(path)) or f"no {TASK} results"
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        return f"malformed {TASK} results ({type(exc).__name__}: {exc})"
+
+
 def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """One row per (model, controller + args, classifier, n): the newest run wins."""
+    """One row per (model, controller + args, classifier, n): the newest run wins.
+
+    A path that does not exist is an error; a file that holds no emobench results (damaged,
+    or another task's) is skipped with a warning that names it and says why.
+    """
     newest: dict[tuple, dict[str, Any]] = {}
     for path in _result_files(paths):
-        try:
-            results = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        row = row_from_results(results, str(path))
-        if row is None:
+        row = _read_row(path)
+        if isinstance(row, str):
+            log.warning("%s: skipped: %s", path, row)
             continue
         key = (row["model"], row["controller"], row["controller_args"], row["classifier"], row["n"])
         if key not in newest or (row["date"] or 0) >= (newest[key]["date"] or 0):
@@ -177,13 +211,67 @@ def render_html(rows: list[dict[str, Any]]) -> str:
     return env.from_string(template_text).render(headers=headers, rows=body, task=TASK)
 
 
+def _json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinity as None: strict JSON parsers reject bare NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def render_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(_json_safe(rows), indent=2, allow_nan=False) + "\n"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write under a temporary name beside `path`, then rename: never a half-written file."""
+    # Not mkstemp: that makes the file private, these are for sharing (the umask decides).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after a successful replace
+
+
+def _out_dir(out: str | Path) -> Path:
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise EmoBenchError(
+            f"--out {out} is a file; pass a directory (leaderboard.{{md,csv,json,html}} "
+            "are written into it)"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmoBenchError(
+            f"--out {out}: cannot create the directory ({exc.strerror}); pass a writable directory"
+        ) from exc
+    return out
+
+
 def write_all(rows: list[dict[str, Any]], out: str | Path | None) -> str:
     """Write leaderboard.{md,csv,json,html} to `out` (if given); return the terminal table."""
     if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "leaderboard.md").write_text(render_markdown(rows) + "\n")
-        (out / "leaderboard.csv").write_text(render_csv(rows))
-        (out / "leaderboard.json").write_text(json.dumps(rows, indent=2) + "\n")
-        (out / "leaderboard.html").write_text(render_html(rows))
+        folder = _out_dir(out)
+        # Everything is rendered before the first file is written, so a rendering error leaves
+        # the previous leaderboard whole.
+        rendered = {
+            "leaderboard.md": render_markdown(rows) + "\n",
+            "leaderboard.csv": render_csv(rows),
+            "leaderboard.json": render_json(rows),
+            "leaderboard.html": render_html(rows),
+        }
+        for name, text in rendered.items():
+            try:
+                _write_atomic(folder / name, text)
+            except OSError as exc:
+                raise EmoBenchError(
+                    f"cannot write {folder / name} ({exc.strerror or exc}); "
+                    "pass a writable directory to --out"
+                ) from exc
     return render_terminal(rows)

@@ -23,6 +23,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from emobench import EMOTIONS
+from emobench.record import task_extras
 from emobench.scoring.metrics import task_metrics
 
 TASK = "sev_emotion_train"
@@ -64,7 +65,7 @@ def run(out: Path, work: Path, samples: list[int], controller: str, args: dict[s
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "runs" / f"{tag}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     m = task_metrics(results, TASK)
-    summary = results["emobench"][TASK]
+    summary = task_extras(results, TASK)
     qa = summary.get("quality_adjusted") or {}
     return {
         "controller": controller,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from emobench.record import task_extras
 from tests.helpers import emobench, last_line
 
 
@@ -79,11 +80,14 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     results = json.loads(results_file.read_text())
     block = results["results"]["sev_emotion"]
     assert 0.0 <= block["acc,classify"] <= 1.0
-    assert results["emobench"]["controller"]["name"] == "prompt"
-    assert results["emobench"]["model"] == "embedded:smollm2-135m-instruct"
-    assert results["emobench"]["classifier"]["name"] == "minilm"
+    record = results["config"]["emobench"]  # the model's own report (lm-eval's model info)
+    assert record["controller"]["name"] == "prompt"
+    assert record["model"] == "embedded:smollm2-135m-instruct"
+    assert record["classifier"]["name"] == "minilm"
+    assert record["gate"]["sha256"]
     assert results["config"]["model_args"]["controller"] == "prompt"
-    summary = results["emobench"]["sev_emotion"]
+    summary = task_extras(results, "sev_emotion")
+    assert summary["macro_f1"] == block["macro_f1,classify"]
     assert sum(map(sum, summary["confusion"]["matrix"])) == 12
     assert summary["confusion"]["labels"][-1] == "neutral"
     assert 0.0 <= summary["macro_f1"] <= 1.0

@@ -18,9 +18,9 @@ from emobench.scoring.gate import (
     calibrate_on_reference,
     gate_for,
     load_gate,
-    quality_adjusted,
     write_gate,
 )
+from emobench.scoring.rescore import summarize
 from tests.helpers import make_requests
 
 
@@ -57,8 +57,8 @@ def test_fluency_is_measured_without_the_controllers_hooks(tiny_lm_factory, test
     clean = fluency.perplexities(lm.model, lm.tokenizer, contexts, texts)
     with scramble.scope(lm.model, "anger"):
         steered = fluency.perplexities(lm.model, lm.tokenizer, contexts, texts)
-    recalled = [fluency.recall(d["key"], t) for d, t in zip(docs, texts, strict=True)]
-    measured = [(r, c, s) for r, c, s in zip(recalled, clean, steered, strict=True) if c]
+    carried = [t.ppl for t in texts]  # the replies carry their perplexity to the scoring filter
+    measured = [(r, c, s) for r, c, s in zip(carried, clean, steered, strict=True) if c]
     assert measured, "the tiny model produced only empty replies"
     for r, c, s in measured:
         assert r == pytest.approx(c, rel=1e-4)
@@ -69,7 +69,7 @@ def test_fluency_can_be_switched_off(tiny_lm_factory, test_docs):
     lm = tiny_lm_factory(measure_fluency="false")
     doc = dict(test_docs[7], key="fluency-off-probe")
     (text,) = lm.generate_until(make_requests([doc]))
-    assert fluency.recall("fluency-off-probe", text) is None
+    assert text.ppl is None
 
 
 def _qualities(n: int, seed: int = 0) -> list[dict[str, float]]:
@@ -108,6 +108,11 @@ def test_quality_adjusted_accuracy_counts_only_gated_correct_replies():
     off_topic = {"ppl": 3.0, "distinct_2": 0.9, "relevance": 0.0}
     targets = ["anger", "anger", "fear", "fear"]
     predicted = ["anger", "anger", "fear", "neutral"]
+    docs = [{"target_emotion": t, "valence": "neutral"} for t in targets]
+
+    def quality_adjusted(targets, predicted, qualities, gate):
+        return summarize(docs, predicted, qualities, gate)["quality_adjusted"]
+
     qa = quality_adjusted(targets, predicted, [good, gibberish, looping, good], gate)
     assert qa["acc_qa"] == pytest.approx(1 / 4)
     assert qa["acc_qa_anger"] == pytest.approx(1 / 2)
@@ -116,6 +121,9 @@ def test_quality_adjusted_accuracy_counts_only_gated_correct_replies():
     assert qa["fluent"] == pytest.approx(3 / 4)
     assert qa["varied"] == pytest.approx(3 / 4)
     assert gate.checks(off_topic) == {"fluent": True, "varied": True, "on_topic": False}
+    # An empty reply has no perplexity to measure: it fails the gate rather than vanish.
+    empty = {"ppl": None, "distinct_2": 1.0, "relevance": 0.3, "words": 0}
+    assert gate.checks(empty) == {"fluent": False, "varied": True, "on_topic": True}
     # No perplexity measured (a stock lm-eval model) or no gate: no number rather than a guess.
     assert math.isnan(quality_adjusted(targets, predicted, [good, good, good, {}], gate)["acc_qa"])
     assert math.isnan(quality_adjusted(targets, predicted, [good] * 4, None)["acc_qa"])

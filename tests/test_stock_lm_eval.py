@@ -1,10 +1,11 @@
 """The task works in stock lm-eval, with no emobench model: scoring lives in the task."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import lm_eval
+from tests.helpers import emobench, last_line, lm_eval
 
 
 def test_validate_passes():
@@ -34,4 +35,97 @@ def test_stock_hf_run_is_scored_by_the_same_classifier(tmp_path, embedded_dir):
     prompt = first["arguments"]["gen_args_0"]["arg_0"]
     assert prompt.startswith(
         "<|im_start|>system\nKeep the reply to at most two sentences.<|im_end|>"
+    )
+
+
+def _nan_equal(a, b) -> bool:
+    """Equality of results values where NaN equals NaN (no gate for a tiny model: NaN)."""
+    import math
+
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def test_stock_lm_eval_with_the_emobench_model_equals_emobench(tmp_path, tiny_llama_dir):
+    """The same --limit run through `lm_eval run --model emobench` and through `emobench`:
+    the same replies, verdicts, metrics and record of what ran."""
+    common = ["--limit", "6", "--batch_size", "3", "--device", "cpu", "--log_samples"]
+    task_file = emobench("tasks-path", "sev_emotion").stdout.strip()
+    model_args = {
+        "pretrained": str(tiny_llama_dir),
+        "controller": "prompt",
+        "controller_args": {"template": "Be {emotion}."},
+        "classifier": "minilm",
+    }
+    stock = lm_eval(
+        "run",
+        *["--model", "emobench", "--model_args", json.dumps(model_args)],
+        *["--tasks", task_file, "--output_path", str(tmp_path / "stock"), *common],
+    )
+    assert stock.returncode == 0, stock.stderr[-3000:]
+    ours = emobench(
+        *["--controller", "prompt", "--controller_args", "template=Be {emotion}."],
+        *["--model_args", f"pretrained={tiny_llama_dir}", "--classifier", "minilm"],
+        *["--tasks", "sev_emotion", "--output_path", str(tmp_path / "ours"), *common],
+    )
+    assert ours.returncode == 0, ours.stderr[-3000:]
+    runs = []
+    for name in ("stock", "ours"):
+        (results_file,) = (tmp_path / name).rglob("results_*.json")
+        (samples_file,) = (tmp_path / name).rglob("samples_sev_emotion_*.jsonl")
+        samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+        runs.append((json.loads(results_file.read_text()), samples))
+    (stock_results, stock_samples), (our_results, our_samples) = runs
+    metrics = stock_results["results"]["sev_emotion"]
+    assert metrics.keys() == our_results["results"]["sev_emotion"].keys()
+    for key, value in metrics.items():
+        assert _nan_equal(value, our_results["results"]["sev_emotion"][key]), key
+    for key in ("macro_f1,classify", "confusion,classify", "acc_qa,classify"):
+        assert key in metrics  # the task's own aggregations, whichever command ran it
+    record = stock_results["config"]["emobench"]
+    assert record == our_results["config"]["emobench"]
+    assert record["controller"]["name"] == "prompt"
+    assert record["controller"]["args"] == {"template": "Be {emotion}."}
+    assert record["classifier"]["name"] == "minilm"
+    assert [s["filtered_resps"] for s in stock_samples] == [
+        s["filtered_resps"] for s in our_samples
+    ]
+    first = json.loads(stock_samples[0]["filtered_resps"][0])
+    assert first["quality"]["ppl"] is not None  # measured by the model, carried on the reply
+
+
+def test_tasks_path_is_what_stock_lm_eval_includes():
+    proc = emobench("tasks-path")
+    assert proc.returncode == 0, proc.stderr
+    assert (Path(proc.stdout.strip()) / "sev_emotion" / "sev_emotion.yaml").is_file()
+    proc = emobench("tasks-path", "sev_emotion_train")
+    assert Path(proc.stdout.strip()).name == "sev_emotion_train.yaml"
+    proc = emobench("tasks-path", "sev_emotoin")
+    assert proc.returncode == 2
+    assert "no emobench task 'sev_emotoin'; emobench's tasks: sev_emotion" in last_line(proc)
+
+
+def test_a_controller_named_twice_differently_is_refused():
+    proc = emobench(
+        *["--tasks", "sev_emotion", "--controller", "prompt"],
+        *["--model_args", "controller=steer", "--limit", "1"],
+    )
+    assert proc.returncode == 2
+    assert last_line(proc) == (
+        "emobench: error: --controller 'prompt' and --model_args controller='steer' disagree; "
+        "give it once"
+    )
+
+
+def test_the_controller_in_model_args_is_the_one_that_runs(tmp_path, tiny_llama_dir):
+    proc = emobench(
+        *["--tasks", "sev_emotion", "--limit", "1", "--device", "cpu"],
+        *["--model_args", f"pretrained={tiny_llama_dir},controller=prompt,measure_fluency=false"],
+        *["--output_path", str(tmp_path)],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = tmp_path.rglob("results_*.json")
+    assert json.loads(results_file.read_text())["config"]["emobench"]["controller"]["name"] == (
+        "prompt"
     )

@@ -5,9 +5,8 @@ perplexity under the unsteered model (hooks off, same prompt) measures exactly t
 computed after generation, outside the controller's scope, by `emobench.model.EmoBenchLM`, and
 by `emobench score --fluency` for runs that were saved without it.
 
-The lm-eval filter that scores replies only sees texts and docs, so the model hands each reply's
-perplexity over through `remember` / `recall`, keyed on the doc key and the reply text (a reply
-that changed on the way, for example by another filter, simply gets no perplexity).
+The model hands each reply's perplexity to the task's scoring filter on the reply itself
+(`emobench.reply.Reply`).
 """
 
 from __future__ import annotations
@@ -18,16 +17,6 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
-
-_BY_REPLY: dict[tuple[str, str], float | None] = {}
-
-
-def remember(doc_key: str, text: str, ppl: float | None) -> None:
-    _BY_REPLY[(doc_key, text)] = ppl
-
-
-def recall(doc_key: str, text: str) -> float | None:
-    return _BY_REPLY.get((doc_key, text))
 
 
 def context_encoder(tokenizer: Any) -> Callable[[str], list[int]]:

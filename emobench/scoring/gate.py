@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from importlib.resources import files
@@ -59,12 +58,15 @@ class QualityGate:
     calibration: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def checks(self, quality: Mapping[str, Any]) -> dict[str, bool] | None:
-        """Which criteria a reply meets; None when its perplexity was never measured."""
+        """Which criteria a reply meets; None when its perplexity was never measured. An empty
+        reply has no perplexity (no tokens) and is not fluent: it fails rather than vanish."""
         ppl = quality.get("ppl")
-        if ppl is None or "relevance" not in quality or "distinct_2" not in quality:
+        if "relevance" not in quality or "distinct_2" not in quality:
+            return None
+        if ppl is None and quality.get("words") != 0:
             return None
         return {
-            "fluent": float(ppl) <= self.max_ppl,
+            "fluent": ppl is not None and float(ppl) <= self.max_ppl,
             "varied": float(quality["distinct_2"]) >= self.min_distinct_2,
             "on_topic": float(quality["relevance"]) >= self.min_relevance,
         }
@@ -187,33 +189,13 @@ def write_gate(gate: QualityGate, out: str | Path | None = None) -> Path:
     return path
 
 
-def quality_adjusted(
-    targets: Sequence[str],
-    predicted: Sequence[str],
-    qualities: Sequence[Mapping[str, Any] | None],
-    gate: QualityGate | None,
-) -> dict[str, Any]:
-    """acc_qa (correct and through the gate) overall and per target emotion, the gate's pass
-    rate and each check's rate. NaN without a gate or when a reply's perplexity is missing."""
-    nan = {"acc_qa": math.nan, "gate_pass": math.nan}
+def describe(gate: QualityGate | None) -> dict[str, Any] | None:
+    """The thresholds and a hash of the gate, for the record of a run (calibration left out)."""
     if gate is None:
-        return nan
-    checks = [gate.checks(q) if q else None for q in qualities]
-    if not checks or any(c is None for c in checks):
-        return nan
-    passed = [all(c.values()) for c in checks]  # type: ignore[union-attr]
-    hits = [t == p and ok for t, p, ok in zip(targets, predicted, passed, strict=True)]
-    n = len(passed)
-    out: dict[str, Any] = {"acc_qa": sum(hits) / n, "gate_pass": sum(passed) / n}
-    for emotion in dict.fromkeys(targets):
-        mine = [h for h, t in zip(hits, targets, strict=True) if t == emotion]
-        out[f"acc_qa_{emotion}"] = sum(mine) / len(mine)
-    for name in ("fluent", "varied", "on_topic"):
-        out[name] = sum(c[name] for c in checks) / n  # type: ignore[index]
-    out["gate"] = {k: v for k, v in gate.to_json().items() if k != "calibration"} | {
+        return None
+    return {k: v for k, v in gate.to_json().items() if k != "calibration"} | {
         "sha256": gate_hash(gate)
     }
-    return out
 
 
 def gate_hash(gate: QualityGate) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from emobench import EMOTIONS, VALENCES
@@ -24,19 +24,39 @@ QUALITY: dict[str, bool] = {
 }
 
 
+GATE_CHECKS = ("fluent", "varied", "on_topic")
+
+
 def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[str, Any]:
-    """One doc's metrics. A breakdown metric is None for docs outside its slice."""
-    correct = float(scored["label"] == doc["target_emotion"])
+    """One doc's metrics. A breakdown metric is None for docs outside its slice; a
+    quality-adjusted one is NaN when the reply's quality could not be gated (no calibrated
+    gate, or perplexity not measured), so that the run's aggregate is NaN rather than an
+    average over the replies that happened to be measured."""
+    target = doc["target_emotion"]
+    hit = scored["label"] == target
+    correct = float(hit)
     out: dict[str, Any] = {"acc": correct}
     for emotion in EMOTIONS:
-        out[f"acc_{emotion}"] = correct if doc["target_emotion"] == emotion else None
+        out[f"acc_{emotion}"] = correct if target == emotion else None
     for valence in VALENCES:
         out[f"acc_{valence}"] = correct if doc["valence"] == valence else None
+    # Aggregated over the whole run by macro_f1_of / confusion_matrix below; the classifier's
+    # other labels (neutral, ...) ride along so that their columns exist even when unused.
+    others = sorted(set(scored.get("probs") or ()) - set(EMOTIONS))
+    out["macro_f1"] = out["confusion"] = (target, scored["label"], others)
     quality = scored.get("quality")
     if quality is not None:
         for name in QUALITY:
             value = quality.get(name)
             out[name] = None if value is None else float(value)
+    checks = scored.get("gate")
+    passed = math.nan if checks is None else float(all(checks.values()))
+    out["acc_qa"] = passed if math.isnan(passed) else float(hit and passed)
+    for emotion in EMOTIONS:
+        out[f"acc_qa_{emotion}"] = out["acc_qa"] if target == emotion else None
+    out["gate_pass"] = passed
+    for name in GATE_CHECKS:
+        out[name] = math.nan if checks is None else float(checks[name])
     return out
 
 
@@ -50,6 +70,42 @@ def geometric_mean_where(items: Iterable[float | None]) -> float:
     """Geometric mean over measured values (perplexity: one runaway reply must not dominate)."""
     values = [math.log(x) for x in items if x is not None and x > 0]
     return math.exp(sum(values) / len(values)) if values else math.nan
+
+
+def _split(rows: Sequence[Sequence[Any]]) -> tuple[list[str], list[str], list[str]]:
+    """(targets, predictions, columns) of per-sample (target, predicted[, other labels]) rows;
+    the columns are the six emotions, then the classifier's other labels and any other
+    prediction (neutral, ...)."""
+    targets = [str(r[0]) for r in rows]
+    predicted = [str(r[1]) for r in rows]
+    others = {str(lab) for r in rows if len(r) > 2 for lab in r[2]} | set(predicted)
+    return targets, predicted, list(EMOTIONS) + sorted(others - set(EMOTIONS))
+
+
+def confusion_matrix(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Task aggregation: the confusion matrix (rows: target, columns: predicted)."""
+    targets, predicted, labels = _split(rows)
+    return {
+        "labels": labels,
+        "rows": "target",
+        "cols": "predicted",
+        "matrix": confusion(targets, predicted, labels),
+    }
+
+
+def macro_f1_of(rows: Sequence[Sequence[Any]]) -> float:
+    """Task aggregation: macro-F1 over the same labels."""
+    return macro_f1(*_split(rows))
+
+
+def aggregate(per_doc: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The task's aggregations (sev_emotion.yaml names the same functions) over
+    `sample_metrics` rows: what a results file reports, for re-scoring outside lm-eval."""
+    special = {"ppl": geometric_mean_where, "macro_f1": macro_f1_of, "confusion": confusion_matrix}
+    names = dict.fromkeys(k for row in per_doc for k in row)
+    return {
+        name: special.get(name, mean_where)([row.get(name) for row in per_doc]) for name in names
+    }
 
 
 def task_metrics(results: Mapping[str, Any], task: str = "sev_emotion") -> dict[str, float]:

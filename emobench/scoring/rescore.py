@@ -12,17 +12,9 @@ from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.errors import DataError
 from emobench.jsonl import read_jsonl
-from emobench.scoring.gate import QualityGate, gate_for, quality_adjusted
-from emobench.scoring.metrics import (
-    BREAKDOWNS,
-    QUALITY,
-    cohen_kappa,
-    confusion,
-    geometric_mean_where,
-    macro_f1,
-    mean_where,
-    sample_metrics,
-)
+from emobench.record import QA_KEYS, given_args, read_record
+from emobench.scoring.gate import QualityGate, describe, gate_for
+from emobench.scoring.metrics import BREAKDOWNS, QUALITY, aggregate, cohen_kappa, sample_metrics
 from emobench.scoring.quality import measure_quality
 
 log = logging.getLogger(__name__)
@@ -76,32 +68,25 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
 def summarize(
     docs: list[dict[str, Any]],
     labels: list[str],
-    classifier_labels: list[str],
     qualities: list[dict[str, Any] | None] | None = None,
     gate: QualityGate | None = None,
+    classifier_labels: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Accuracy, slices, macro-F1 and confusion for (doc, predicted label) pairs; with the
-    replies' quality measures also their means and the quality-adjusted accuracy."""
-    # The same per-sample metrics and slice means as the task, so the numbers cannot drift apart.
-    per_doc = [sample_metrics(d, {"label": lab}) for d, lab in zip(docs, labels, strict=True)]
+    replies' quality measures also their means and the quality-adjusted accuracy. The same
+    per-sample metrics and aggregations as the task, so the numbers cannot drift apart."""
+    rows = []
+    for i, (doc, label) in enumerate(zip(docs, labels, strict=True)):
+        quality = qualities[i] if qualities is not None else None
+        checks = gate.checks(quality) if gate is not None and quality else None
+        scored = {"label": label, "probs": classifier_labels, "quality": quality, "gate": checks}
+        rows.append(sample_metrics(doc, scored))
+    agg = aggregate(rows)
     out: dict[str, Any] = {"n": len(docs)}
-    for metric in ("acc", *BREAKDOWNS):
-        out[metric] = mean_where([m[metric] for m in per_doc])
-    targets = [d["target_emotion"] for d in docs]
-    all_labels = list(EMOTIONS) + [lab for lab in classifier_labels if lab not in EMOTIONS]
-    out["macro_f1"] = macro_f1(targets, labels, all_labels)
-    out["confusion"] = {
-        "labels": all_labels,
-        "rows": "target",
-        "cols": "predicted",
-        "matrix": confusion(targets, labels, all_labels),
-    }
+    out |= {k: agg[k] for k in ("acc", *BREAKDOWNS, "macro_f1", "confusion")}
     if qualities is not None and all(q is not None for q in qualities):
-        for name in QUALITY:
-            values = [q.get(name) for q in qualities]  # type: ignore[union-attr]
-            agg = geometric_mean_where if name == "ppl" else mean_where
-            out[name] = agg([None if v is None else float(v) for v in values])
-        out["quality_adjusted"] = quality_adjusted(targets, labels, qualities, gate)
+        out |= {name: agg[name] for name in QUALITY if name in agg}
+        out["quality_adjusted"] = {k: agg[k] for k in QA_KEYS} | {"gate": describe(gate)}
     return out
 
 
@@ -122,7 +107,7 @@ def score_samples(
     scored = classifier.classify(texts)
     labels = [s["label"] for s in scored]
     qualities = measure_quality(docs, texts)
-    run = (results_beside(path) or {}).get("emobench", {})
+    run = read_record(results_beside(path) or {}) or {}
     if fluency:
         from emobench.scoring.fluency import measure_saved
 
@@ -136,7 +121,7 @@ def score_samples(
             texts,
             run["model"],
             run["controller"]["name"],
-            run.get("controller_args_given") or {},
+            given_args(run["controller"], run),
         )
     else:
         ppl = [((s["original"] or {}).get("quality") or {}).get("ppl") for s in samples]
@@ -144,7 +129,7 @@ def score_samples(
         q["ppl"] = p
     if gate is None and run.get("model"):
         gate = gate_for(run["model"])
-    result = summarize(docs, labels, list(classifier.labels), qualities, gate)
+    result = summarize(docs, labels, qualities, gate, tuple(classifier.labels))
     result["classifier"] = classifier.spec()
     result["per_sample"] = [
         {"key": d.get("key"), "label": lab, "quality": q}
@@ -175,20 +160,24 @@ def as_results(result: dict[str, Any], samples_path: str | Path, task: str = "se
     import time
 
     original = results_beside(samples_path) or {}
-    metrics = {"acc": result["acc"]} | {k: result[k] for k in BREAKDOWNS}
+    metrics = {k: result[k] for k in ("acc", *BREAKDOWNS, "macro_f1", "confusion")}
     metrics |= {k: result[k] for k in QUALITY if k in result}
-    record = dict(original.get("emobench", {}))
+    qa = dict(result.get("quality_adjusted") or {})
+    gate = qa.pop("gate", None)
+    metrics |= qa
+    record = read_record(original) or {}
     record.update(
         classifier=result["classifier"],
+        gate=gate,
         rescored_from=str(samples_path),
         agreement_with_run=result.get("agreement_with_run"),
     )
-    record[task] = {
-        k: result[k] for k in ("macro_f1", "confusion", "quality_adjusted") if k in result
-    }
-    return {
+    out = {
         "results": {task: {f"{k},classify": v for k, v in metrics.items()}},
         "n-samples": {task: {"original": result["n"], "effective": result["n"]}},
-        "emobench": record,
+        "config": {**(original.get("config") or {}), "emobench": record},
         "date": time.time(),
     }
+    if "total_evaluation_time_seconds" in original:
+        out["total_evaluation_time_seconds"] = original["total_evaluation_time_seconds"]
+    return out

@@ -1,0 +1,87 @@
+"""Every use of lm-eval's private API, in one place, each failing loudly if lm-eval changed.
+
+emobench's own seams to lm-eval are public: a registered model (`emobench`), its model-info
+hook, task YAML with `!function` filters and aggregations. Only the command line reaches
+further: it extends `lm_eval`'s own parser (so that every flag of `lm_eval run` works unchanged)
+and runs `lm_eval run`'s own code path, and it needs the results dict for its end-of-run table.
+pyproject.toml pins lm-eval to the versions these were tested with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from importlib.metadata import version
+from typing import Any
+
+from emobench.errors import EmoBenchError
+
+TESTED = "lm-eval 0.4.13"
+
+
+def _changed(what: str, exc: BaseException | None = None) -> EmoBenchError:
+    detail = f" ({type(exc).__name__}: {exc})" if exc else ""
+    return EmoBenchError(
+        f"lm-eval {version('lm_eval')} changed {what}{detail}; emobench was tested with "
+        f"{TESTED}: install that (`pip install 'lm-eval==0.4.13'`)"
+    )
+
+
+def harness_parser() -> tuple[argparse.ArgumentParser, Any]:
+    """lm-eval's own parser and its subparsers (`run`, `ls`, `validate`)."""
+    try:
+        from lm_eval._cli import HarnessCLI
+
+        cli = HarnessCLI()
+        return cli._parser, cli._subparsers
+    except (ImportError, AttributeError) as exc:
+        raise _changed("its command-line parser (lm_eval._cli.HarnessCLI)", exc) from exc
+
+
+def merge_dict_action() -> type[argparse.Action]:
+    """lm-eval's key=value / JSON argument action, so emobench's flags parse like its own."""
+    try:
+        from lm_eval._cli.utils import MergeDictAction
+    except ImportError as exc:
+        raise _changed("lm_eval._cli.utils.MergeDictAction", exc) from exc
+    return MergeDictAction
+
+
+@contextlib.contextmanager
+def _results_of_run(store: dict[str, Any]) -> Iterator[None]:
+    """Keep the results dict that `lm_eval run` computes, for the end-of-run table.
+
+    `lm_eval run` looks `lm_eval.simple_evaluate` up when it runs, so wrapping that attribute
+    for the duration of the call sees its return value; nothing in it is changed.
+    """
+    import lm_eval
+
+    original = lm_eval.simple_evaluate
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        store["called"] = True
+        store["results"] = original(*args, **kwargs)
+        return store["results"]
+
+    lm_eval.simple_evaluate = wrapped
+    try:
+        yield
+    finally:
+        lm_eval.simple_evaluate = original
+
+
+def run(args: argparse.Namespace) -> dict[str, Any] | None:
+    """`lm_eval run` with these parsed arguments; its results dict (None on ranks > 0)."""
+    try:
+        from lm_eval._cli.run import Run
+    except ImportError as exc:
+        raise _changed("lm_eval._cli.run.Run", exc) from exc
+    store: dict[str, Any] = {}
+    with _results_of_run(store):
+        Run._execute(args)
+    if not store.get("called"):
+        # The run happened, but its results never passed here: say so rather than print
+        # nothing and exit 0 as if all were well.
+        raise _changed("how `lm_eval run` calls simple_evaluate (emobench saw no results)")
+    return store.get("results")

@@ -1,0 +1,103 @@
+"""The record of what ran (model, controller, classifier, quality gate) and reading it back.
+
+The emobench model reports the record through lm-eval's model-info hook (`get_model_info`), so it
+lands in the results file under `config.emobench` whichever command ran the model (`emobench` or
+stock `lm_eval --model emobench`). Macro-F1, the confusion matrix and quality-adjusted accuracy
+are the task's own aggregations, in `results.<task>` beside accuracy.
+
+Readers (the end-of-run table, the leaderboard, re-scoring) go through `read_record` and
+`task_extras`, which also read results written before that layout, where emobench added a
+top-level `emobench` key with the aggregations under `emobench.<task>`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from emobench import EMOTIONS, __version__
+
+QA_KEYS = (
+    "acc_qa",
+    "gate_pass",
+    "fluent",
+    "varied",
+    "on_topic",
+    *(f"acc_qa_{e}" for e in EMOTIONS),
+)
+
+
+def run_record(
+    model: str,
+    controller: Mapping[str, Any],
+    classifier: Mapping[str, Any],
+    gate: Mapping[str, Any] | None,
+    measure_fluency: bool,
+) -> dict[str, Any]:
+    return {
+        "emobench_version": __version__,
+        "model": model,
+        "controller": dict(controller),
+        "classifier": dict(classifier),
+        "gate": None if gate is None else dict(gate),
+        "measure_fluency": measure_fluency,
+    }
+
+
+def read_record(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The emobench record of a results file; None for a run without the emobench model and
+    without a record (a stock `--model hf` run: see `foreign_record`)."""
+    record = (results.get("config") or {}).get("emobench")
+    if record is None:
+        record = results.get("emobench")  # the earlier layout
+    return dict(record) if isinstance(record, Mapping) else None
+
+
+def foreign_record(results: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """What a results file of another lm-eval model says about itself: the model and the
+    classifier named in the task's metadata (no controller ran)."""
+    config = results.get("config") or {}
+    model_args = config.get("model_args") or {}
+    if isinstance(model_args, str):
+        model_args = dict(p.split("=", 1) for p in model_args.split(",") if "=" in p)
+    metadata = ((results.get("configs") or {}).get(task) or {}).get("metadata") or {}
+    return {
+        "model": model_args.get("pretrained", config.get("model", "?")),
+        "controller": {"name": f"none ({config.get('model', '?')} model)", "args": {}},
+        "classifier": {"name": metadata.get("classifier", "minilm")},
+        "gate": None,
+    }
+
+
+def task_extras(results: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """{macro_f1, confusion, quality_adjusted} of a task, from the task's aggregations or, in
+    results of the earlier layout, from the record."""
+    old = (results.get("emobench") or {}).get(task)
+    if isinstance(old, Mapping):
+        return dict(old)
+    block = (results.get("results") or {}).get(task) or {}
+    values = {key.partition(",")[0]: v for key, v in block.items() if "_stderr" not in key}
+    out: dict[str, Any] = {}
+    if "macro_f1" in values:
+        out["macro_f1"] = values["macro_f1"]
+    if isinstance(values.get("confusion"), Mapping):
+        out["confusion"] = dict(values["confusion"])
+    qa = {k: values[k] for k in QA_KEYS if k in values}
+    if qa:
+        record = read_record(results) or {}
+        if record.get("gate"):
+            qa["gate"] = record["gate"]
+        out["quality_adjusted"] = qa
+    return out
+
+
+def given_args(controller: Mapping[str, Any], record: Mapping[str, Any] | None = None) -> dict:
+    """The controller arguments the user gave (older records kept them beside the spec)."""
+    if "given" in controller:
+        return dict(controller["given"])
+    return dict((record or {}).get("controller_args_given") or {})
+
+
+def finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

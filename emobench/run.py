@@ -1,0 +1,126 @@
+"""`emobench run` (and `emobench --tasks ...`): `lm_eval run` with a controller, then a table.
+
+The emobench model takes `controller`, `controller_args` and `classifier` in `--model_args`, so
+the same run works with stock `lm_eval run --model emobench`; this command adds the spellings
+`--controller`, `--controller_args` and `--classifier`, the embedded default model, emobench's
+tasks on the include path, a journal for `--use_cache`, and an accuracy table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Any
+
+from emobench import lm_eval_glue
+from emobench.errors import EmoBenchError
+
+log = logging.getLogger("emobench")
+
+DEFAULT_BATCH_SIZE = "16"
+OWN_TASKS = ("sev_emotion", "sev_emotion_train")
+
+
+def task_dir() -> str:
+    from emobench.tasks import task_dir
+
+    return str(task_dir())
+
+
+def with_own_tasks(include_path: Any) -> list[str]:
+    paths = [task_dir()]
+    if isinstance(include_path, str) and include_path:
+        paths += [p for p in include_path.split(":") if p]
+    elif isinstance(include_path, list):
+        paths += include_path
+    return paths
+
+
+def _once(flag: str, flag_value: Any, key: str, model_args: dict[str, Any]) -> Any:
+    """The value given by `flag` or by `--model_args key=`; both only if they agree."""
+    in_args = model_args.get(key)
+    if flag_value is not None and in_args is not None and flag_value != in_args:
+        raise EmoBenchError(
+            f"{flag} {flag_value!r} and --model_args {key}={in_args!r} disagree; give it once"
+        )
+    return flag_value if flag_value is not None else in_args
+
+
+def _emobench_model_args(args: argparse.Namespace) -> dict[str, Any]:
+    """--model_args for the emobench model, with emobench's own flags folded in and checked."""
+    from emobench import embedded
+    from emobench.classify import get_classifier
+    from emobench.controller import create_controller
+    from emobench.model import parse_controller_args
+
+    model_args = dict(args.model_args or {})
+    controller = _once("--controller", args.controller, "controller", model_args) or "none"
+    flag_args = dict(args.controller_args) if args.controller_args else None
+    given = model_args.get("controller_args")
+    controller_args = _once(
+        "--controller_args",
+        flag_args,
+        "controller_args",
+        {"controller_args": parse_controller_args(given)} if given else {},
+    )
+    classifier = _once("--classifier", args.classifier, "classifier", model_args)
+    # Built now, so that a bad name or argument fails before the model loads.
+    create_controller(controller, **(controller_args or {}))
+    if classifier:
+        get_classifier(classifier)
+        model_args["classifier"] = classifier
+    model_args["controller"] = controller
+    if controller_args:
+        model_args["controller_args"] = json.dumps(controller_args, sort_keys=True)
+    model_args.setdefault("pretrained", embedded.DEFAULT_PRETRAINED)
+    if args.use_cache:
+        # lm-eval's cache keys replies on the request text, which is the same for all six
+        # target emotions of a situation; the emobench journal keys on the doc and controller.
+        model_args["journal"] = f"{args.use_cache}.emobench-journal.jsonl"
+        args.use_cache = None
+    return model_args
+
+
+def run(args: argparse.Namespace) -> None:
+    from emobench import loading
+    from emobench.classify import get_classifier
+    from emobench.report import run_table
+
+    if not args.tasks:
+        raise EmoBenchError("no task given; try: emobench --tasks sev_emotion --controller prompt")
+    args.model = args.model or "emobench"
+    args.include_path = with_own_tasks(args.include_path)
+    if args.model == "emobench":
+        args.model_args = _emobench_model_args(args)
+        if not hasattr(args, "batch_size"):
+            args.batch_size = DEFAULT_BATCH_SIZE
+        if args.device is None:
+            args.device = loading.default_device()
+    else:
+        if args.controller is not None or args.controller_args:
+            raise EmoBenchError(
+                f"--controller needs --model emobench (got --model {args.model}); "
+                "drop --model or use --model emobench --model_args pretrained=<HF id or local dir>"
+            )
+        if args.classifier:
+            # Another model cannot take it as a model argument: the task reads it from metadata.
+            get_classifier(args.classifier)
+            args.metadata = {**(args.metadata or {}), "classifier": args.classifier}
+    for own in ("controller", "controller_args", "classifier"):
+        delattr(args, own)  # lm-eval's config rejects flags it does not know
+    try:
+        results = lm_eval_glue.run(args)
+    except ValueError as exc:
+        if str(exc).startswith("Tasks not found"):
+            missing = str(exc).partition(":")[2].strip()
+            raise EmoBenchError(
+                f"unknown task(s) {missing}; emobench's tasks: {', '.join(OWN_TASKS)} "
+                "(`emobench ls tasks` lists every lm-eval task; "
+                "add your own with --include_path DIR)"
+            ) from exc
+        raise
+    for task in OWN_TASKS:
+        if results is not None and task in results.get("results", {}):
+            print()
+            print(run_table(results, task))
