@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from emobench import EMOTIONS
-from emobench.controller import ArtifactController
+from emobench.controller import ArtifactController, finite_number
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_points, hooked, last_position
 
@@ -61,7 +61,8 @@ class SteerController(ArtifactController):
     ) -> None:
         super().__init__(artifact)
         recommended = self.recommended()
-        self.alpha = float(alpha if alpha is not None else recommended.get("alpha", FALLBACK_ALPHA))
+        chosen = alpha if alpha is not None else recommended.get("alpha", FALLBACK_ALPHA)
+        self.alpha = finite_number("steer", "alpha", chosen)
         self.layers = layers if layers not in (None, "") else recommended.get("layers")
 
     def generation_kwargs(self) -> dict[str, Any]:

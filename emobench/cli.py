@@ -362,7 +362,24 @@ def main(argv: list[str] | None = None) -> int:
     except EmoBenchError as exc:
         print(f"emobench: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        from tqdm import tqdm
+
+        # Close the open progress bars now: closed at exit, they would redraw below the hint.
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
+        print(f"\nemobench: interrupted; {_resume_hint(args)}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    journal = (getattr(args, "model_args", None) or {}).get("journal")
+    if journal:
+        return f"rerun the same command to resume: finished replies are kept in {journal}"
+    if args.command == "run":
+        return "add --use_cache PATH to make a run resumable (a rerun then generates only the rest)"
+    return "nothing was saved"
 
 
 if __name__ == "__main__":

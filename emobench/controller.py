@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -65,6 +66,20 @@ class Controller:
             "generation_kwargs": self.generation_kwargs(),
             "emobench_version": __version__,
         }
+
+
+def finite_number(controller: str, name: str, value: Any) -> float:
+    """A controller's numeric argument as a float, refused (naming it) unless finite: a NaN
+    strength would empty every reply and still produce a leaderboard row."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EmoBenchError(
+            f"{controller}: {name}={value!r} is not a number (for example {name}=1.5)"
+        ) from None
+    if not math.isfinite(number):
+        raise EmoBenchError(f"{controller}: {name} must be a finite number, got {value}")
+    return number
 
 
 class ArtifactController(Controller):

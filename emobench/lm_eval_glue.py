@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
@@ -71,6 +72,14 @@ def _results_of_run(store: dict[str, Any]) -> Iterator[None]:
         lm_eval.simple_evaluate = original
 
 
+class _NoChatTemplateAdvice(logging.Filter):
+    """lm-eval advises `--apply_chat_template` for instruct models; the emobench model applies
+    the model's chat template itself (emobench.chat), so the advice would only mislead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "chat template is not applied" not in record.getMessage()
+
+
 def run(args: argparse.Namespace) -> dict[str, Any] | None:
     """`lm_eval run` with these parsed arguments; its results dict (None on ranks > 0)."""
     try:
@@ -78,8 +87,15 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     except ImportError as exc:
         raise _changed("lm_eval._cli.run.Run", exc) from exc
     store: dict[str, Any] = {}
-    with _results_of_run(store):
-        Run._execute(args)
+    evaluator_log = logging.getLogger("lm_eval.evaluator")
+    advice = _NoChatTemplateAdvice()
+    if args.model == "emobench":
+        evaluator_log.addFilter(advice)
+    try:
+        with _results_of_run(store):
+            Run._execute(args)
+    finally:
+        evaluator_log.removeFilter(advice)
     if not store.get("called"):
         # The run happened, but its results never passed here: say so rather than print
         # nothing and exit 0 as if all were well.

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from emobench import lm_eval_glue
@@ -82,6 +84,24 @@ def _emobench_model_args(args: argparse.Namespace) -> dict[str, Any]:
     return model_args
 
 
+def check_output_path(path: str | None) -> None:
+    """Fail before the model loads if results could not be saved: lm-eval would generate the
+    whole run, then only log a warning and exit 0."""
+    if not path:
+        return
+    target = Path(path)
+    folder = target if not target.suffix else target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".emobench-write-probe-"):
+            pass
+    except OSError as exc:
+        raise EmoBenchError(
+            f"--output_path {path}: cannot write there ({exc.strerror or exc}); "
+            "pass a writable directory"
+        ) from exc
+
+
 def run(args: argparse.Namespace) -> None:
     from emobench import loading
     from emobench.classify import get_classifier
@@ -91,6 +111,7 @@ def run(args: argparse.Namespace) -> None:
         raise EmoBenchError("no task given; try: emobench --tasks sev_emotion --controller prompt")
     args.model = args.model or "emobench"
     args.include_path = with_own_tasks(args.include_path)
+    check_output_path(args.output_path)
     if args.model == "emobench":
         args.model_args = _emobench_model_args(args)
         if not hasattr(args, "batch_size"):

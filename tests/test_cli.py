@@ -160,3 +160,45 @@ def test_use_cache_resumes_through_the_journal(tmp_path):
     second = emobench(*args)
     assert second.returncode == 0, second.stderr[-2000:]
     assert len(journal.read_text().splitlines()) == 6  # nothing regenerated
+
+
+def test_an_output_path_under_a_file_fails_before_the_model_loads(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = emobench("--tasks", "sev_emotion", "--limit", "1", "--output_path", str(blocker / "out"))
+    assert proc.returncode == 2
+    assert last_line(proc) == (
+        f"emobench: error: --output_path {blocker / 'out'}: cannot write there (Not a directory); "
+        "pass a writable directory"
+    )
+    assert "Loading" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nan", "steer: alpha must be a finite number, got nan"),
+        ("inf", "steer: alpha must be a finite number, got inf"),
+        ("abc", "steer: alpha='abc' is not a number (for example alpha=1.5)"),
+    ],
+)
+def test_a_bad_controller_number_is_named(value, message):
+    proc = emobench(
+        *["--tasks", "sev_emotion", "--limit", "1", "--controller", "steer"],
+        *["--controller_args", f"alpha={value}"],
+    )
+    assert proc.returncode == 2
+    assert last_line(proc) == f"emobench: error: {message}"
+
+
+def test_controller_args_keep_braces_and_spaces(tmp_path):
+    """The README's own example: a template with {emotion}, in key=value form."""
+    from emobench.cli import build_parser
+
+    parser, _ = build_parser()
+    args = parser.parse_args(
+        ["run", "--controller_args", "template=Sound {emotion}, now.", "alpha=2", "flag=true"]
+    )
+    assert args.controller_args == {"template": "Sound {emotion}, now.", "alpha": 2, "flag": True}
+    args = parser.parse_args(["run", "--controller_args", '{"template": "Be {emotion}."}'])
+    assert args.controller_args == {"template": "Be {emotion}."}

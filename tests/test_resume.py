@@ -1,0 +1,95 @@
+"""A real `emobench` process, interrupted by a real signal mid-generation, then rerun: only the
+missing replies are generated, and the samples equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+def _command(tiny_llama_dir: Path, out: Path, cache: Path | None) -> list[str]:
+    cmd = [sys.executable, "-m", "emobench.cli", "--tasks", "sev_emotion", "--limit", "12"]
+    cmd += ["--batch_size", "1", "--device", "cpu", "--output_path", str(out), "--log_samples"]
+    cmd += ["--model_args", f"pretrained={tiny_llama_dir},measure_fluency=false"]
+    return cmd + (["--use_cache", str(cache)] if cache else [])
+
+
+def _samples(out: Path) -> list[tuple[str, str]]:
+    (path,) = out.rglob("samples_sev_emotion_*.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [(r["doc"]["key"], r["filtered_resps"][0]) for r in rows]
+
+
+def _journal_lines(journal: Path) -> int:
+    return len(journal.read_text().splitlines()) if journal.is_file() else 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_llama_dir, tmp_path_factory) -> list[tuple[str, str]]:
+    out = tmp_path_factory.mktemp("clean")
+    clean = subprocess.run(
+        _command(tiny_llama_dir, out, None),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=600,
+    )
+    assert clean.returncode == 0, clean.stderr[-3000:]
+    return _samples(out)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_a_signalled_run_resumes_and_equals_an_uninterrupted_one(
+    tmp_path, tiny_llama_dir, uninterrupted, sig
+):
+    cache = tmp_path / "cache"
+    journal = Path(f"{cache}.emobench-journal.jsonl")
+    proc = subprocess.Popen(
+        _command(tiny_llama_dir, tmp_path / "first", cache),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
+    deadline = time.monotonic() + 300
+    while _journal_lines(journal) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=120)
+    done = _journal_lines(journal)
+    assert 2 <= done < 12
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130
+        assert stderr.strip().splitlines()[-1] == (
+            "emobench: interrupted; rerun the same command to resume: finished replies are "
+            f"kept in {journal}"
+        )
+        assert "Traceback" not in stderr
+    else:
+        assert proc.returncode == -signal.SIGKILL
+
+    again = subprocess.run(
+        _command(tiny_llama_dir, tmp_path / "second", cache),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=600,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{done} of" in again.stderr or done == 0  # the journal's replies were reused
+    assert _journal_lines(journal) == 12  # only the missing replies were added
+
+    assert sorted(_samples(tmp_path / "second")) == sorted(uninterrupted)
