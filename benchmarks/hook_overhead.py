@@ -1,10 +1,10 @@
-"""Hook overhead of `steer` vs `none`, per generated token, measured side by side in one run.
+"""Hook overhead of each controller vs `none`, per generated token, side by side in one run.
 
-    python benchmarks/hook_overhead.py [--docs 32] [--tokens 64] [--rounds 5]
+    python benchmarks/hook_overhead.py [--controllers steer,circuit] [--docs 32] [--tokens 64]
 
-Both controllers generate the same SEV test prompts with the same decoding settings (the steer
-controller's), alternating round by round so that machine noise falls on both; the target in
-issue 4 is at most 5 % slower per generated token.
+Every controller generates the same SEV test prompts with the same decoding settings, alternating
+round by round so that machine noise falls on all of them; fluency is off on every side (it is
+not the hooks' cost). Target: at most 5 % slower per generated token than `none`.
 """
 
 from __future__ import annotations
@@ -41,22 +41,26 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--controllers", default="steer", help="comma-separated, besides none")
     args = parser.parse_args()
 
     docs = [d for d in load_docs("test") if d["target_emotion"] == "anger"][: args.docs]
-    steer = create_controller("steer")
-    # Same decoding for both, and every reply exactly --tokens long (no early end of turn), so
-    # the two runs do the same number of forward passes and only the hooks differ.
+    controllers = {"none": create_controller("none")}
+    controllers |= {name: create_controller(name) for name in args.controllers.split(",")}
+    # Same decoding for all (the first steered controller's), and every reply exactly --tokens
+    # long (no early end of turn), so every run does the same forward passes and only the hooks
+    # differ.
+    steered = next(c for name, c in controllers.items() if name != "none")
     gen = {
         "until": [],
         "max_gen_toks": args.tokens,
         "do_sample": False,
-        **steer.generation_kwargs(),
+        **steered.generation_kwargs(),
         "min_new_tokens": args.tokens,
     }
     lms = {
-        "none": EmoBenchLM(controller="none", batch_size=args.batch_size),
-        "steer": EmoBenchLM(controller=steer, batch_size=args.batch_size),
+        name: EmoBenchLM(controller=c, batch_size=args.batch_size, measure_fluency=False)
+        for name, c in controllers.items()
     }
     per_token: dict[str, list[float]] = {name: [] for name in lms}
     for _ in range(args.rounds):
@@ -69,8 +73,10 @@ def main() -> None:
         f"{args.tokens} new tokens max, {args.rounds} alternating rounds"
     )
     for name, value in ms.items():
-        print(f"{name:>5}: {value:.2f} ms per generated token (median of rounds)")
-    print(f"steer / none = {ms['steer'] / ms['none']:.3f}")
+        print(f"{name:>8}: {value:.2f} ms per generated token (median of rounds)")
+    for name in controllers:
+        if name != "none":
+            print(f"{name} / none = {ms[name] / ms['none']:.3f}")
 
 
 if __name__ == "__main__":
