@@ -21,7 +21,8 @@ from emobench.errors import EmoBenchError
 log = logging.getLogger("emobench")
 
 DEFAULT_BATCH_SIZE = "16"
-OWN_TASKS = ("sev_emotion", "sev_emotion_train")
+# emobench's tasks and the SEV split each reads.
+OWN_TASKS = {"sev_emotion": "test", "sev_emotion_train": "train"}
 
 
 def task_dir() -> str:
@@ -102,6 +103,16 @@ def check_output_path(path: str | None) -> None:
         ) from exc
 
 
+def check_data(tasks: str | list[str]) -> None:
+    """Read and validate the SEV splits the tasks need before the model loads: a bad line or a
+    missing data directory is then the first thing a user sees, not something after a load."""
+    from emobench.data import load_docs
+
+    names = tasks.split(",") if isinstance(tasks, str) else [t for n in tasks for t in n.split(",")]
+    for split in sorted({OWN_TASKS[n.strip()] for n in names if n.strip() in OWN_TASKS}):
+        load_docs(split)
+
+
 def run(args: argparse.Namespace) -> None:
     from emobench import loading
     from emobench.classify import get_classifier
@@ -112,6 +123,7 @@ def run(args: argparse.Namespace) -> None:
     args.model = args.model or "emobench"
     args.include_path = with_own_tasks(args.include_path)
     check_output_path(args.output_path)
+    check_data(args.tasks)
     if args.model == "emobench":
         args.model_args = _emobench_model_args(args)
         if not hasattr(args, "batch_size"):

@@ -236,8 +236,8 @@ def test_a_sev_dir_that_is_not_a_directory_is_named_with_the_variable(tmp_path, 
     )
 
 
-@pytest.mark.integration
 def test_a_missing_sev_dir_is_a_one_line_error_from_the_command(tmp_path):
+    """Checked before the model loads: the first thing the user sees."""
     from tests.helpers import emobench, last_line
 
     missing = tmp_path / "sev"
@@ -250,3 +250,4 @@ def test_a_missing_sev_dir_is_a_one_line_error_from_the_command(tmp_path):
         "directory holding train.jsonl and test.jsonl (for example ../shared/sev)"
     )
     assert "Traceback" not in proc.stderr
+    assert "[models.huggingface" not in proc.stderr  # no model was loaded first
