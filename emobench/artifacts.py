@@ -64,6 +64,9 @@ def save(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
     meta_tmp = _temp_name(out, META)
     try:
         save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tensor_tmp))
+        # safetensors recreates the file private (0600); an artifact is shipped and shared, so
+        # it gets the mode of any new file here, as meta.json has.
+        os.chmod(tensor_tmp, meta_tmp.stat().st_mode & 0o777)
         meta_tmp.write_text(json.dumps(meta, indent=2) + "\n")
         # Flushed to disk before the renames: a crash must not leave the final names on empty
         # files. Once per discovery, so the cost does not matter.

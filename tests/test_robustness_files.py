@@ -317,6 +317,11 @@ def test_saving_over_an_artifact_replaces_both_files(artifact):
     assert sorted(p.name for p in artifact.iterdir()) == ["meta.json", "tensors.safetensors"]
     tensors, meta = artifacts.load(artifact, kind="emotion-directions")
     assert meta["v"] == 2 and tensors["post_block"].shape == (6, 1, 4)
+    # Both files readable by others, as the rest of an installed package (safetensors alone
+    # would leave the tensors private).
+    modes = {p.name: p.stat().st_mode & 0o777 for p in artifact.iterdir()}
+    assert modes["tensors.safetensors"] == modes["meta.json"]
+    assert modes["meta.json"] & 0o044
 
 
 def test_a_folder_whose_save_stopped_before_meta_json_is_not_an_artifact(artifact):
