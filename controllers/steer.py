@@ -7,7 +7,7 @@ artifact for the embedded default model ships in controllers/artifacts/.
 
 Defaults: alpha and layers given on the command line win. Otherwise an artifact may carry
 `recommended.json` (alpha, layers, and where they came from: for the shipped artifact, the best
-quality-adjusted point of `scripts/steer_sweep.py` on the SEV train split); failing that, alpha
+quality-adjusted point of `emobench sweep` on the SEV train split); failing that, alpha
 2.0 and the reference's blocks 11-20 of 28 mapped to the model's depth.
 """
 
@@ -53,6 +53,7 @@ def parse_layers(spec: str | None, depth: int) -> tuple[int, int]:
 
 class SteerController(ArtifactController):
     name = "steer"
+    strength = "alpha"
     kind = "emotion-directions"
     shipped = "directions"
 

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from emobench import lm_eval_glue
@@ -53,7 +54,6 @@ class KeyValueArgs(argparse.Action):
 
 
 def _tasks_path(args: argparse.Namespace) -> None:
-    from pathlib import Path
 
     from emobench.run import task_dir
 
@@ -78,7 +78,6 @@ def _list(args: argparse.Namespace) -> None:
 
 
 def _train_classifier(args: argparse.Namespace) -> None:
-    from pathlib import Path
 
     from emobench.classify.minilm import head_path
     from emobench.classify.train import train
@@ -128,27 +127,80 @@ def _classify(args: argparse.Namespace) -> None:
 
 def _discover(args: argparse.Namespace) -> None:
     from emobench.classify import DEFAULT_CLASSIFIER
-    from emobench.discovery.directions import discover_directions
     from emobench.loading import load_model
 
     if args.classifier is not None and not args.accepted_only:
         raise EmoBenchError("--classifier only applies with --accepted_only")
+    if args.what == "circuit" and args.accepted_only:
+        raise EmoBenchError("--accepted_only applies to `discover directions` only")
     model, tokenizer, name = load_model(dict(args.model_args or {}))
-    out = discover_directions(
-        model,
-        tokenizer,
-        name,
-        args.out,
-        batch_size=args.batch_size,
-        limit_groups=args.limit_groups,
-        accepted_only=args.accepted_only,
-        classifier=args.classifier or DEFAULT_CLASSIFIER,
-    )
+    if args.what == "circuit":
+        from emobench.discovery.circuit import discover_circuit
+
+        out = discover_circuit(
+            model,
+            tokenizer,
+            name,
+            args.out,
+            batch_size=args.batch_size,
+            limit_groups=args.limit_groups,
+            probe_situations=args.probe_situations,
+        )
+    else:
+        from emobench.discovery.directions import discover_directions
+
+        out = discover_directions(
+            model,
+            tokenizer,
+            name,
+            args.out,
+            batch_size=args.batch_size,
+            limit_groups=args.limit_groups,
+            accepted_only=args.accepted_only,
+            classifier=args.classifier or DEFAULT_CLASSIFIER,
+        )
     print(f"wrote {out / 'tensors.safetensors'} and {out / 'meta.json'}")
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    from emobench.sweep import parse_grid, sweep
+
+    extra = ["--model_args", *args.model_args_raw] if args.model_args_raw else []
+    if args.batch_size:
+        extra += ["--batch_size", str(args.batch_size)]
+    sweep(
+        args.controller,
+        parse_grid(args.grid or []),
+        args.out,
+        args.work or f"runs/sweep/{args.controller}",
+        items=args.items,
+        stride=args.stride,
+        extra=extra,
+    )
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    from emobench import artifacts
+    from emobench.analysis.circuit import analyze_circuit
+    from emobench.loading import load_model
+
+    meta = artifacts.read_meta(args.artifact, "emotion-circuit")
+    model_args = {"pretrained": meta["model"]["name"], **(args.model_args or {})}
+    model, tokenizer, _ = load_model(model_args)
+    analyze_circuit(
+        model,
+        tokenizer,
+        args.artifact,
+        args.out,
+        groups=args.groups,
+        seeds=args.seeds,
+        generate=args.generate,
+        batch_size=args.batch_size,
+    )
+    print((Path(args.out) / "summary.md").read_text())
+
+
 def _write_json(path: str, obj: Any) -> None:
-    from pathlib import Path
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(obj, indent=2) + "\n")
@@ -171,10 +223,16 @@ def _score(args: argparse.Namespace) -> None:
     print(score_table(result, source=args.samples))
 
 
-def _gate_doc() -> str:
-    from emobench.scoring import gate
+def _module_doc(name: str) -> str:
+    """A module's docstring for a subcommand's --help, read without importing the module (the
+    parser is built on every call, and these modules import torch)."""
+    import ast
+    import importlib.util
 
-    return gate.__doc__ or ""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return ""
+    return ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
 
 
 def _calibrate_gate(args: argparse.Namespace) -> None:
@@ -197,6 +255,16 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="<arg>",
         help="pretrained=<HF id or dir> (default: embedded), dtype=...",
+    )
+
+
+def _documented(subparsers: Any, name: str, help: str, module: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows the docstring of the module that does the work."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=_module_doc(module),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 
 
@@ -290,11 +358,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     sc.set_defaults(func=_score)
 
-    cg = subparsers.add_parser(
+    cg = _documented(
+        subparsers,
         "calibrate-gate",
-        help="calibrate the quality gate of quality-adjusted accuracy for a model",
-        description=_gate_doc(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "calibrate the quality gate of quality-adjusted accuracy for a model",
+        "emobench.scoring.gate",
     )
     _add_model_args(cg)
     cg.add_argument("--n", type=int, default=600, help="reference replies to measure (600)")
@@ -303,9 +371,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     cg.set_defaults(func=_calibrate_gate)
 
     dc = subparsers.add_parser(
-        "discover", help="build artifacts (emotion directions) from SEV train"
+        "discover", help="build artifacts (emotion directions, circuits) from SEV train"
     )
-    dc.add_argument("what", choices=["directions"])
+    dc.add_argument("what", choices=["directions", "circuit"])
     _add_model_args(dc)
     dc.add_argument("--out", required=True, help="output directory of the artifact")
     dc.add_argument("--batch_size", type=int, default=16)
@@ -331,7 +399,62 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="<name>",
         help="classifier plugin that judges the replies for --accepted_only (default minilm)",
     )
+    dc.add_argument(
+        "--probe_situations",
+        type=int,
+        default=24,
+        help="circuit: neutral situations for the sublayer-importance probe (default 24)",
+    )
     dc.set_defaults(func=_discover)
+
+    sw = _documented(
+        subparsers,
+        "sweep",
+        "a controller's settings on a slice of SEV train: accuracy beside quality",
+        "emobench.sweep",
+    )
+    sw.add_argument("--controller", required=True, help="the controller to sweep")
+    sw.add_argument(
+        "--grid",
+        action="append",
+        metavar="name=v1,v2",
+        help="controller argument values to try (repeat for a product grid)",
+    )
+    sw.add_argument("--out", required=True, help="sweep.md/json/png, recommended.json, runs/")
+    sw.add_argument("--work", default=None, help="samples logs and journals (runs/sweep/NAME)")
+    sw.add_argument("--items", type=int, default=12, help="train situations (x 6 emotions)")
+    sw.add_argument("--stride", type=int, default=37, help="take every Nth situation (37)")
+    sw.add_argument("--batch_size", type=int, default=None)
+    sw.add_argument(
+        "--model_args",
+        dest="model_args_raw",
+        nargs="+",
+        default=None,
+        metavar="<arg>",
+        help="passed to every run, e.g. pretrained=<HF id or dir>",
+    )
+    sw.set_defaults(func=_sweep)
+
+    an = _documented(
+        subparsers,
+        "analyze",
+        "causal validation of a circuit artifact: ablation, enhancement, plots",
+        "emobench.analysis.circuit",
+    )
+    an.add_argument("what", choices=["circuit"])
+    an.add_argument("artifact", help="a circuit artifact directory (emobench discover circuit)")
+    an.add_argument("--out", required=True, help="directory for analysis.json, summary.md, PNGs")
+    _add_model_args(an)
+    an.add_argument("--groups", type=int, default=8, help="train situations per emotion (8)")
+    an.add_argument("--seeds", type=int, default=5, help="random controls per setting (5)")
+    an.add_argument(
+        "--generate",
+        type=int,
+        default=0,
+        help="also generate prompted replies for N situations per condition and classify them",
+    )
+    an.add_argument("--batch_size", type=int, default=16)
+    an.set_defaults(func=_analyze)
 
     lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")
     lb.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")

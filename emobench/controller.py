@@ -37,6 +37,9 @@ class Controller:
     """Base class: no rewriting, no hooks, no generation overrides (the unsteered baseline)."""
 
     name: str = "base"
+    # The argument that sets how hard the controller pushes (steer's alpha, circuit's lam), or
+    # None: sweeps plot accuracy and quality against it.
+    strength: str | None = None
     # Filled in by emobench.registry.create: the arguments this instance was built with
     # (defaults filled in), and those the user gave.
     args: dict[str, Any]

@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> None:
     check_data(args.tasks)
     if args.model == "emobench":
         args.model_args = _emobench_model_args(args)
+        # lm-eval passes --device to the model as well: one spelling, or a clear conflict.
+        args.device = _once("--device", args.device, "device", args.model_args)
+        args.model_args.pop("device", None)
         if not hasattr(args, "batch_size"):
             args.batch_size = DEFAULT_BATCH_SIZE
         if args.device is None:

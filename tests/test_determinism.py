@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from emobench.controller import create_controller
+from emobench.discovery.circuit import discover_circuit
 from emobench.discovery.directions import discover_directions
 from tests.helpers import GEN_KWARGS, make_requests
 
@@ -16,27 +17,32 @@ GEN = {**GEN_KWARGS, "max_gen_toks": 14}  # steer and circuit ask for at least 1
 
 
 @pytest.fixture(scope="module")
-def directions_artifact(tiny_lm_factory, tmp_path_factory):
+def artifacts(tiny_lm_factory, tmp_path_factory) -> dict[str, str]:
     lm = tiny_lm_factory()
-    out = tmp_path_factory.mktemp("directions")
-    return discover_directions(lm.model, lm.tokenizer, "tiny", out, batch_size=4, limit_groups=2)
+    out = tmp_path_factory.mktemp("artifacts")
+    made = {
+        "steer": discover_directions(
+            lm.model, lm.tokenizer, "tiny", out / "d", batch_size=4, limit_groups=2
+        ),
+        "circuit": discover_circuit(
+            lm.model, lm.tokenizer, "tiny", out / "c", limit_groups=2, probe_situations=3
+        ),
+    }
+    return {name: str(path) for name, path in made.items()}
 
 
-def _controller(name: str, directions_artifact):
-    if name == "steer":
-        return create_controller("steer", artifact=str(directions_artifact), alpha=4.0)
-    return create_controller(name)
+# Strong settings, so that the steered text differs from the unsteered one.
+STRENGTH = {"steer": {"alpha": 4.0}, "circuit": {"lam": 4.0}}
 
 
-@pytest.mark.parametrize("name", ["none", "prompt", "steer"])
-def test_batch_size_does_not_change_greedy_text(
-    name, tiny_lm_factory, test_docs, directions_artifact
-):
+@pytest.mark.parametrize("name", ["none", "prompt", "steer", "circuit"])
+def test_batch_size_does_not_change_greedy_text(name, tiny_lm_factory, test_docs, artifacts):
     docs = test_docs[:12]
     replies = {}
     for batch_size in (1, 3, 8):
+        extra = {"artifact": artifacts[name], **STRENGTH[name]} if name in artifacts else {}
         lm = tiny_lm_factory(
-            controller=_controller(name, directions_artifact),
+            controller=create_controller(name, **extra),
             batch_size=batch_size,
             measure_fluency=False,
         )

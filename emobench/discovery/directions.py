@@ -151,7 +151,7 @@ def accepted_groups(
     return kept, record
 
 
-def _check_groups(docs: list[dict[str, Any]]) -> None:
+def check_groups(docs: list[dict[str, Any]]) -> None:
     """directions() reads docs as whole groups of six in EMOTIONS order: fail loudly if not."""
     size = len(EMOTIONS)
     for start in range(0, len(docs), size):
@@ -176,7 +176,7 @@ def discover_directions(
     docs = load_docs("train")
     if limit_groups is not None:
         docs = docs[: limit_groups * len(EMOTIONS)]
-    _check_groups(docs)
+    check_groups(docs)
     total_groups = len(docs) // len(EMOTIONS)
     selection: dict[str, Any] = {"accepted_only": False, "groups_total": total_groups}
     if accepted_only:

@@ -1,0 +1,2 @@
+"""Analyses of what a discovery found: causal validation of a circuit (`circuit`), with the
+plots in `plots`."""

@@ -1,0 +1,196 @@
+"""`emobench sweep`: a controller's settings on a slice of the SEV *train* split, scored for
+accuracy beside quality, so that the setting a test-split row uses is chosen where it is not
+reported.
+
+    emobench sweep --controller circuit --grid lam=0.5,1,2,4 --out DIR
+    emobench sweep --controller steer --grid alpha=0.5,1,2,4 --grid layers=6-15,12-21 --out DIR
+
+Runs `emobench --tasks sev_emotion_train` once per grid point (plus `none` and `prompt` for
+reference) on the same docs (12 situations spread over the split x 6 emotions = 72 replies by
+default), each with a journal under --work so an interrupted sweep resumes, and writes
+sweep.md, sweep.json, sweep.png (accuracy and quality-adjusted accuracy against the controller's
+strength knob, `Controller.strength`) and recommended.json: the best quality-adjusted point
+(ties to the weaker setting), ready to copy into the controller's artifact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from emobench import EMOTIONS
+from emobench.errors import EmoBenchError
+from emobench.record import finite, task_extras
+from emobench.scoring.metrics import task_metrics
+
+TASK = "sev_emotion_train"
+REFERENCES = ("none", "prompt")
+
+
+def slice_indices(items: int, stride: int) -> list[int]:
+    """Docs of every `stride`-th (skeleton, valence) item, all six emotions each."""
+    return [i * stride * len(EMOTIONS) + e for i in range(items) for e in range(len(EMOTIONS))]
+
+
+def parse_grid(specs: list[str]) -> dict[str, list[str]]:
+    grid: dict[str, list[str]] = {}
+    for spec in specs:
+        key, eq, values = spec.partition("=")
+        if not eq or not key or not values:
+            raise EmoBenchError(f"--grid {spec!r}: expected name=v1,v2,... (e.g. lam=0.5,1,2)")
+        grid[key] = [v for v in values.split(",") if v]
+    return grid
+
+
+def run_point(
+    out: Path, work: Path, samples: list[int], controller: str, args: dict[str, str], extra: list
+) -> dict[str, Any]:
+    # A folder name: an argument may be a path (artifact=...), so only its last part is kept.
+    tag = controller + "".join(f"_{k}{Path(str(v)).name}" for k, v in args.items())
+    cmd = [sys.executable, "-m", "emobench.cli", "--tasks", TASK, "--controller", controller]
+    cmd += ["--samples", json.dumps({TASK: samples}), "--output_path", str(work / tag)]
+    cmd += ["--log_samples", "--use_cache", str(work / tag / "cache"), *extra]
+    if args:
+        cmd += ["--controller_args", *[f"{k}={v}" for k, v in args.items()]]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise EmoBenchError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1]}")
+    results = json.loads(sorted((work / tag).rglob("results_*.json"))[-1].read_text())
+    # The committed copy carries metrics only (the samples log quotes SEV text: third-party).
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "runs" / f"{tag}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    extras = task_extras(results, TASK)
+    qa = extras.get("quality_adjusted") or {}
+    return {
+        "controller": controller,
+        "args": args,
+        **task_metrics(results, TASK),
+        "macro_f1": extras.get("macro_f1"),
+        "acc_qa": finite(qa.get("acc_qa")),
+        "gate_pass": finite(qa.get("gate_pass")),
+        # lm-eval writes this one as a string.
+        "seconds": float(results.get("total_evaluation_time_seconds") or "nan"),
+    }
+
+
+def best(rows: list[dict[str, Any]], controller: str, knob: str | None) -> dict[str, Any]:
+    """Highest quality-adjusted accuracy; ties to the weaker strength."""
+    mine = [r for r in rows if r["controller"] == controller]
+
+    def strength(r: dict[str, Any]) -> float:
+        try:
+            return float(r["args"].get(knob, 0)) if knob else 0.0
+        except ValueError:
+            return 0.0
+
+    return max(mine, key=lambda r: (r["acc_qa"] or 0.0, -strength(r)))
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def table(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    headers = ["controller", *keys, "acc %", "quality-adj. %", "gate pass %", "macro-F1", "ppl"]
+    headers += ["relevance", "distinct-2", "cut off %", "words", "s"]
+    body = [
+        [
+            r["controller"],
+            *[r["args"].get(k, "") for k in keys],
+            _pct(r["acc"]),
+            _pct(r["acc_qa"]),
+            _pct(r["gate_pass"]),
+            _pct(r["macro_f1"]),
+            f"{r.get('ppl', float('nan')):.2f}",
+            f"{r.get('relevance', float('nan')):.3f}",
+            _pct(r.get("distinct_2")),
+            _pct(r.get("truncated")),
+            f"{r.get('words', float('nan')):.1f}",
+            f"{r['seconds']:.0f}",
+        ]
+        for r in rows
+    ]
+    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def plot(rows: list[dict[str, Any]], controller: str, knob: str, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    mine = [r for r in rows if r["controller"] == controller]
+    others = sorted({json.dumps({k: v for k, v in r["args"].items() if k != knob}) for r in mine})
+    for other in others:
+        fixed = json.loads(other)
+        pts = [r for r in mine if all(r["args"].get(k) == v for k, v in fixed.items())]
+        pts.sort(key=lambda r: float(r["args"][knob]))
+        xs = [float(r["args"][knob]) for r in pts]
+        label = ", ".join(f"{k} {v}" for k, v in fixed.items()) or controller
+        axes[0].plot(xs, [100 * r["acc"] for r in pts], "o-", label=label)
+        axes[1].plot(xs, [100 * (r["acc_qa"] or 0) for r in pts], "o-", label=label)
+    references = [r for r in rows if r["controller"] in REFERENCES]
+    for ax, key, name in ((axes[0], "acc", "accuracy %"), (axes[1], "acc_qa", "quality-adj. %")):
+        for r, style in zip(references, ("--", ":"), strict=True):
+            ax.axhline(100 * (r[key] or 0), color="grey", linestyle=style, label=r["controller"])
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(knob)
+        ax.set_title(name)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep(
+    controller: str,
+    grid: dict[str, list[str]],
+    out: str | Path,
+    work: str | Path,
+    items: int = 12,
+    stride: int = 37,
+    extra: list[str] | None = None,
+) -> dict[str, Any]:
+    from emobench.controller import create_controller
+
+    knob = create_controller(controller).strength
+    if knob is None and grid:
+        knob = next(iter(grid))
+    out, work = Path(out), Path(work)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = slice_indices(items, stride)
+    rows = [run_point(out, work, samples, name, {}, extra or []) for name in REFERENCES]
+    keys = list(grid)
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(keys, values, strict=True))
+        rows.append(run_point(out, work, samples, controller, point, extra or []))
+        print(table(rows[-1:], keys).splitlines()[-1], flush=True)
+    chosen = best(rows, controller, knob)
+    recommended = {
+        **chosen["args"],
+        "chosen_by": f"emobench sweep: best quality-adjusted accuracy on {len(samples)} replies "
+        f"of the SEV train split (docs {samples[0]}..{samples[-1]}, stride {stride} items)",
+        "acc_qa": chosen["acc_qa"],
+        "acc": chosen["acc"],
+    }
+    (out / "recommended.json").write_text(json.dumps(recommended, indent=2) + "\n")
+    report = {"task": TASK, "docs": samples, "controller": controller, "knob": knob, "rows": rows}
+    (out / "sweep.json").write_text(json.dumps({**report, "best": chosen}, indent=2) + "\n")
+    text = table(rows, keys) + (
+        f"\n\nBest quality-adjusted point: {json.dumps(chosen['args'])} "
+        f"({_pct(chosen['acc_qa'])} % quality-adjusted, {_pct(chosen['acc'])} % raw); "
+        f"{len(samples)} replies per row.\n"
+    )
+    (out / "sweep.md").write_text(text)
+    if knob:
+        plot(rows, controller, knob, out / "sweep.png", f"{controller} on the SEV train slice")
+    print(text)
+    return report

@@ -1,0 +1,54 @@
+"""`emobench sweep`: grid parsing, the choice of the recommended point, and a real tiny sweep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emobench.discovery.directions import discover_directions
+from emobench.errors import EmoBenchError
+from emobench.sweep import best, parse_grid, slice_indices
+from tests.helpers import emobench
+
+
+def test_grid_and_slice():
+    assert parse_grid(["lam=0.5,1", "positions=all,last"]) == {
+        "lam": ["0.5", "1"],
+        "positions": ["all", "last"],
+    }
+    with pytest.raises(EmoBenchError, match=r"expected name=v1,v2"):
+        parse_grid(["lam"])
+    assert slice_indices(2, 37) == [0, 1, 2, 3, 4, 5, 222, 223, 224, 225, 226, 227]
+
+
+def test_the_best_point_is_quality_adjusted_and_ties_go_to_the_weaker_setting():
+    rows = [
+        {"controller": "none", "args": {}, "acc_qa": 0.9},  # a reference never wins
+        {"controller": "steer", "args": {"alpha": "4"}, "acc_qa": 0.3, "acc": 0.6},
+        {"controller": "steer", "args": {"alpha": "1"}, "acc_qa": 0.3, "acc": 0.2},
+        {"controller": "steer", "args": {"alpha": "8"}, "acc_qa": None, "acc": 0.9},
+    ]
+    assert best(rows, "steer", "alpha")["args"] == {"alpha": "1"}
+
+
+def test_a_real_sweep_on_a_tiny_model(tmp_path, tiny_lm_factory, tiny_llama_dir):
+    lm = tiny_lm_factory()
+    art = discover_directions(
+        lm.model, lm.tokenizer, "tiny", tmp_path / "art", batch_size=6, limit_groups=1
+    )
+    proc = emobench(
+        *["sweep", "--controller", "steer", "--grid", "alpha=1,4", "--grid", f"artifact={art}"],
+        *["--items", "1", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
+        *["--model_args", f"pretrained={tiny_llama_dir}", "device=cpu"],
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "sweep.json").read_text())
+    assert [r["controller"] for r in report["rows"]] == ["none", "prompt", "steer", "steer"]
+    assert report["knob"] == "alpha" and report["task"] == "sev_emotion_train"
+    assert all(0.0 <= r["acc"] <= 1.0 for r in report["rows"])
+    recommended = json.loads((tmp_path / "out" / "recommended.json").read_text())
+    assert recommended["alpha"] in ("1", "4") and "chosen_by" in recommended
+    assert (tmp_path / "out" / "sweep.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 4
