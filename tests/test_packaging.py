@@ -18,6 +18,8 @@ from importlib.resources import files
 from pathlib import Path
 from emobench.hf_metric import metric_path
 from emobench.controllers.steer import SteerController
+from emobench.controllers.circuit import CircuitController
+import emobench.analysis.circuit, emobench.discovery.circuit
 
 dist = md.distribution("emobench")
 eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == CONTROLLERS}
@@ -35,6 +37,8 @@ print(json.dumps({
     "template": (files("emobench.leaderboard") / "templates" / "leaderboard.html.j2").is_file(),
     "metric": (Path(metric_path()) / "emotion_accuracy.py").is_file(),
     "steer_artifact": (SteerController().artifact_path() / "tensors.safetensors").is_file(),
+    "circuit_artifact": (CircuitController().artifact_path() / "tensors.safetensors").is_file(),
+    "circuit_code": emobench.discovery.circuit.__file__,
 }))
 """
 
@@ -93,6 +97,8 @@ def test_installed_wheel_finds_its_parts(tmp_path):
     assert info["prompt_module"] == "emobench.controllers.prompt"
     assert info["task_dir"].startswith(str(site))
     assert info["yaml"] and info["head"] and info["template"] and info["metric"]
-    assert info["steer_artifact"]
+    assert info["steer_artifact"] and info["circuit_artifact"]
+    assert info["circuit_code"].startswith(str(site))
+    assert info["controllers"]["circuit"] == "emobench.controllers.circuit:CircuitController"
     assert info["controllers"]["steer"] == "emobench.controllers.steer:SteerController"
     assert info["found"] == ["sev_emotion"]
