@@ -30,7 +30,7 @@ setup: $(VENV)/.installed
 
 # Each controller's run keeps a journal, so an interrupted `make bench` resumes where it stopped.
 bench: setup
-	for c in none prompt steer; do \
+	for c in none prompt steer circuit; do \
 		$(BIN)/emobench --tasks sev_emotion --controller $$c --output_path $(RUNS)/sev_emotion \
 			--log_samples --use_cache $(RUNS)/sev_emotion/$$c-cache $(BENCH_ARGS) || exit 1; \
 	done
