@@ -19,7 +19,7 @@ from tabulate import tabulate
 from emobench import EMOTIONS, VALENCES
 from emobench.errors import EmoBenchError
 from emobench.jsonl import json_error
-from emobench.record import foreign_record, given_args, read_record, task_extras
+from emobench.record import finite, foreign_record, given_args, read_record, task_extras
 from emobench.report import percent
 from emobench.scoring.metrics import task_metrics
 
@@ -80,23 +80,16 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         ),
         "classifier": _classifier_name(info.get("classifier", {})),
         "n": results.get("n-samples", {}).get(TASK, {}).get("effective"),
-        **{k: _finite(metrics.get(k)) for k in COLUMNS if k.startswith("acc")},
-        "macro_f1": _finite(extras.get("macro_f1")),
+        **{k: finite(metrics.get(k)) for k in COLUMNS if k.startswith("acc")},
+        "macro_f1": finite(extras.get("macro_f1")),
         # Quality-adjusted accuracy: correct AND through the model's quality gate (emobench.gate).
-        "acc_qa": _finite(qa.get("acc_qa")),
-        "gate_pass": _finite(qa.get("gate_pass")),
-        "relevance": _finite(metrics.get("relevance")),
-        "ppl": _finite(metrics.get("ppl")),
+        "acc_qa": finite(qa.get("acc_qa")),
+        "gate_pass": finite(qa.get("gate_pass")),
+        "relevance": finite(metrics.get("relevance")),
+        "ppl": finite(metrics.get("ppl")),
         "date": results.get("date"),
         "file": source,
     }
-
-
-def _finite(value: Any) -> float | None:
-    """None for a missing, NaN or infinite measure (JSON has neither; CSV shows a blank)."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return float(value)
 
 
 def _classifier_name(spec: dict[str, Any]) -> str:
