@@ -25,16 +25,21 @@ META = "meta.json"
 TENSORS = "tensors.safetensors"
 
 
-def weights_hash(model: torch.nn.Module, sample: int = 4096) -> str:
+def weights_hash(model: torch.nn.Module, sample: int = 4096, exact: bool = False) -> str:
     """A hash of every parameter's name, shape and a strided sample of its values.
 
     Sampling keeps this fast for billion-parameter models; any two different checkpoints
-    differ in the sampled values in practice.
+    differ in the sampled values in practice. The sampled values are rounded to bfloat16 first,
+    so one checkpoint loaded in float32 or in bfloat16 hashes the same and its artifacts serve
+    both; `exact` hashes them unrounded, as artifacts made before that rule recorded.
     """
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         flat = tensor.detach().reshape(-1)
-        picked = flat[:: max(1, flat.numel() // sample)].to(torch.float32).cpu().contiguous()
+        picked = flat[:: max(1, flat.numel() // sample)]
+        if not exact and picked.is_floating_point():
+            picked = picked.to(torch.bfloat16)
+        picked = picked.to(torch.float32).cpu().contiguous()
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
         digest.update(picked.numpy().tobytes())
@@ -48,6 +53,7 @@ def model_fingerprint(model: torch.nn.Module) -> dict[str, Any]:
         "num_hidden_layers": int(config.num_hidden_layers),
         "hidden_size": int(config.hidden_size),
         "weights_sha256": weights_hash(model),
+        "weights_sha256_exact": weights_hash(model, exact=True),
     }
 
 
@@ -168,11 +174,20 @@ def rebuild_hint(meta: dict[str, Any], kind: str | None = None) -> str:
 
 
 def check_model(meta: dict[str, Any], model: torch.nn.Module, where: Path | str) -> None:
+    """Refuse an artifact built on other weights. The bfloat16-rounded hash lets one checkpoint
+    serve both precisions; a float32 model is also held to the exact hash when the artifact has
+    one, so a fine-tune whose changes are below bfloat16's resolution is not taken for its base."""
     built = meta.get("model", {})
     here = model_fingerprint(model)
-    for key in ("num_hidden_layers", "hidden_size", "weights_sha256"):
-        if built.get(key) != here[key]:
-            raise EmoBenchError(
-                f"{where} was built for {built.get('name', '?')} ({key} {built.get(key)!r}), "
-                f"not for this model ({key} {here[key]!r}); {rebuild_hint(meta)}"
-            )
+    checks = ["num_hidden_layers", "hidden_size", "weights_sha256"]
+    if built.get("weights_sha256_exact") and next(model.parameters()).dtype == torch.float32:
+        checks.append("weights_sha256_exact")
+    for key in checks:
+        if built.get(key) == here[key]:
+            continue
+        if key == "weights_sha256" and built.get(key) == here["weights_sha256_exact"]:
+            continue  # an artifact recorded with the unrounded hash, on the same weights
+        raise EmoBenchError(
+            f"{where} was built for {built.get('name', '?')} ({key} {built.get(key)!r}), "
+            f"not for this model ({key} {here[key]!r}); {rebuild_hint(meta)}"
+        )

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from emobench import lm_eval_glue
+from emobench import commands, lm_eval_glue
 from emobench.errors import EmoBenchError
 
 log = logging.getLogger("emobench")
@@ -53,53 +53,6 @@ class KeyValueArgs(argparse.Action):
         setattr(namespace, self.dest, current)
 
 
-def _tasks_path(args: argparse.Namespace) -> None:
-
-    from emobench.run import task_dir
-
-    if args.task is None:
-        print(task_dir())
-        return
-    found = sorted(Path(task_dir()).rglob(f"{args.task}.yaml"))
-    if not found:
-        names = sorted(p.stem for p in Path(task_dir()).rglob("*.yaml"))
-        raise EmoBenchError(f"no emobench task {args.task!r}; emobench's tasks: {', '.join(names)}")
-    print(found[0])
-
-
-def _list(args: argparse.Namespace) -> None:
-    from tabulate import tabulate
-
-    from emobench.registry import CLASSIFIERS, CONTROLLERS, installed
-
-    group = {"controllers": CONTROLLERS, "classifiers": CLASSIFIERS}[args.what]
-    rows = [[p.name, p.target, p.distribution] for p in installed(group).values()]
-    print(tabulate(rows, headers=[args.what[:-1], "entry point", "package"]))
-
-
-def _train_classifier(args: argparse.Namespace) -> None:
-
-    from emobench.classify.minilm import head_path
-    from emobench.classify.train import train
-
-    out = Path(args.out) if args.out else head_path(f"minilm_{args.head}")
-    meta = train(out, head=args.head)
-    print(f"wrote {out} and {out.with_suffix('.json').name}")
-    print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))
-
-
-def _leaderboard(args: argparse.Namespace) -> None:
-    from emobench.leaderboard.render import collect, write_all
-
-    rows = collect(args.paths)
-    if not rows:
-        raise EmoBenchError(
-            f"no emobench results under {', '.join(args.paths)}; run "
-            "`emobench --tasks sev_emotion --output_path DIR` first"
-        )
-    print(write_all(rows, args.out))
-
-
 def _log_like_lm_eval() -> None:
     """emobench's progress lines (groups, journal reuse) in the same format as lm-eval's."""
     logger = logging.getLogger("emobench")
@@ -115,114 +68,6 @@ def _log_like_lm_eval() -> None:
         logger.propagate = False
 
 
-def _classify(args: argparse.Namespace) -> None:
-    from emobench.classify import get_classifier
-    from emobench.scoring.rescore import read_texts
-
-    texts = read_texts(args.file, field=args.field)
-    clf = get_classifier(args.classifier)
-    for scored in clf.classify(texts):
-        print(json.dumps(scored, ensure_ascii=False))
-
-
-def _discover(args: argparse.Namespace) -> None:
-    from emobench.classify import DEFAULT_CLASSIFIER
-    from emobench.loading import load_model
-
-    if args.classifier is not None and not args.accepted_only:
-        raise EmoBenchError("--classifier only applies with --accepted_only")
-    if args.what == "circuit" and args.accepted_only:
-        raise EmoBenchError("--accepted_only applies to `discover directions` only")
-    model, tokenizer, name = load_model(dict(args.model_args or {}))
-    if args.what == "circuit":
-        from emobench.discovery.circuit import discover_circuit
-
-        out = discover_circuit(
-            model,
-            tokenizer,
-            name,
-            args.out,
-            batch_size=args.batch_size,
-            limit_groups=args.limit_groups,
-            probe_situations=args.probe_situations,
-        )
-    else:
-        from emobench.discovery.directions import discover_directions
-
-        out = discover_directions(
-            model,
-            tokenizer,
-            name,
-            args.out,
-            batch_size=args.batch_size,
-            limit_groups=args.limit_groups,
-            accepted_only=args.accepted_only,
-            classifier=args.classifier or DEFAULT_CLASSIFIER,
-        )
-    print(f"wrote {out / 'tensors.safetensors'} and {out / 'meta.json'}")
-
-
-def _sweep(args: argparse.Namespace) -> None:
-    from emobench.sweep import parse_grid, sweep
-
-    extra = ["--model_args", *args.model_args_raw] if args.model_args_raw else []
-    if args.batch_size:
-        extra += ["--batch_size", str(args.batch_size)]
-    sweep(
-        args.controller,
-        parse_grid(args.grid or []),
-        args.out,
-        args.work or f"runs/sweep/{args.controller}",
-        items=args.items,
-        stride=args.stride,
-        extra=extra,
-    )
-
-
-def _analyze(args: argparse.Namespace) -> None:
-    from emobench import artifacts
-    from emobench.analysis.circuit import analyze_circuit
-    from emobench.loading import load_model
-
-    meta = artifacts.read_meta(args.artifact, "emotion-circuit")
-    model_args = {"pretrained": meta["model"]["name"], **(args.model_args or {})}
-    model, tokenizer, _ = load_model(model_args)
-    analyze_circuit(
-        model,
-        tokenizer,
-        args.artifact,
-        args.out,
-        groups=args.groups,
-        seeds=args.seeds,
-        generate=args.generate,
-        batch_size=args.batch_size,
-    )
-    print((Path(args.out) / "summary.md").read_text())
-
-
-def _write_json(path: str, obj: Any) -> None:
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def _score(args: argparse.Namespace) -> None:
-    from emobench.classify import get_classifier
-    from emobench.report import score_table
-    from emobench.scoring.gate import load_gate
-    from emobench.scoring.rescore import as_results, score_samples
-
-    gate = load_gate(args.gate) if args.gate else None
-    result = score_samples(
-        args.samples, get_classifier(args.classifier), fluency=args.fluency, gate=gate
-    )
-    if args.out:
-        _write_json(args.out, result)
-    if args.results:
-        _write_json(args.results, as_results(result, args.samples))
-    print(score_table(result, source=args.samples))
-
-
 def _module_doc(name: str) -> str:
     """A module's docstring for a subcommand's --help, read without importing the module (the
     parser is built on every call, and these modules import torch)."""
@@ -233,17 +78,6 @@ def _module_doc(name: str) -> str:
     if spec is None or spec.origin is None:
         return ""
     return ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
-
-
-def _calibrate_gate(args: argparse.Namespace) -> None:
-    from emobench.loading import load_model
-    from emobench.scoring.gate import calibrate_on_reference, write_gate
-
-    model, tokenizer, name = load_model(dict(args.model_args or {}))
-    gate = calibrate_on_reference(model, tokenizer, name, n=args.n, batch_size=args.batch_size)
-    path = write_gate(gate, args.out)
-    print(json.dumps(gate.to_json(), indent=2))
-    print(f"wrote {path}")
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -312,16 +146,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--include_path is imported only after the model is built).",
     )
     tp.add_argument("task", nargs="?", default=None, help="a task name, e.g. sev_emotion")
-    tp.set_defaults(func=_tasks_path)
+    tp.set_defaults(func=commands.tasks_path)
 
     lst = subparsers.add_parser("list", help="list installed emobench plugins")
     lst.add_argument("what", choices=["controllers", "classifiers"])
-    lst.set_defaults(func=_list)
+    lst.set_defaults(func=commands.list_plugins)
 
     tc = subparsers.add_parser("train-classifier", help="retrain the minilm classifier head")
     tc.add_argument("--head", choices=["emo7", "sev6"], default="emo7", help="default emo7")
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
-    tc.set_defaults(func=_train_classifier)
+    tc.set_defaults(func=commands.train_classifier)
 
     cl = subparsers.add_parser("classify", help="classify the `text` of each line of a JSONL file")
     cl.add_argument("file", help="JSONL file, one object with a `text` field per line")
@@ -329,7 +163,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--classifier", default=DEFAULT_CLASSIFIER, help="classifier plugin (default minilm)"
     )
     cl.add_argument("--field", default="text", help="the field holding the text (default text)")
-    cl.set_defaults(func=_classify)
+    cl.set_defaults(func=commands.classify)
 
     sc = subparsers.add_parser(
         "score", help="re-score a finished run's samples log, no regeneration"
@@ -356,7 +190,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="quality gate JSON for the quality-adjusted accuracy (default: the one calibrated "
         "for the run's model)",
     )
-    sc.set_defaults(func=_score)
+    sc.set_defaults(func=commands.score)
 
     cg = _documented(
         subparsers,
@@ -368,7 +202,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     cg.add_argument("--n", type=int, default=600, help="reference replies to measure (600)")
     cg.add_argument("--batch_size", type=int, default=16)
     cg.add_argument("--out", default=None, help="gate JSON (default: the user cache)")
-    cg.set_defaults(func=_calibrate_gate)
+    cg.set_defaults(func=commands.calibrate_gate)
 
     dc = subparsers.add_parser(
         "discover", help="build artifacts (emotion directions, circuits) from SEV train"
@@ -405,7 +239,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         default=24,
         help="circuit: neutral situations for the sublayer-importance probe (default 24)",
     )
-    dc.set_defaults(func=_discover)
+    dc.set_defaults(func=commands.discover)
 
     sw = _documented(
         subparsers,
@@ -433,7 +267,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="<arg>",
         help="passed to every run, e.g. pretrained=<HF id or dir>",
     )
-    sw.set_defaults(func=_sweep)
+    sw.set_defaults(func=commands.sweep)
 
     an = _documented(
         subparsers,
@@ -454,12 +288,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="also generate prompted replies for N situations per condition and classify them",
     )
     an.add_argument("--batch_size", type=int, default=16)
-    an.set_defaults(func=_analyze)
+    an.set_defaults(func=commands.analyze)
 
     lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")
     lb.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")
     lb.add_argument("--out", default=None, help="directory for leaderboard.{md,csv,json,html}")
-    lb.set_defaults(func=_leaderboard)
+    lb.set_defaults(func=commands.leaderboard)
     for name, sub in subparsers.choices.items():
         sub.prog = f"emobench {name}"  # lm-eval named its subparsers after itself
     return parser, dict(subparsers.choices)

@@ -11,6 +11,10 @@ sharing a journal never interleave partial lines. A run killed mid-write can sti
 line without its newline (a torn line); opening the journal repairs that before anything is
 appended, so the next reply starts on a line of its own.
 
+Processes of one data-parallel run (torchrun, accelerate launch) share a journal: each takes
+an exclusive advisory lock around its repair and its appends, so one rank's repair can never
+cut a line another rank is writing.
+
 No fsync: the journal only saves work. A killed process loses nothing that reached `os.write`
 (the page cache outlives it); only a power cut or kernel crash can lose recent lines, and then
 the torn-line repair keeps the file readable and the lost replies are simply generated again,
@@ -19,16 +23,35 @@ while an fsync per reply would add a disk round trip to every generation.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 _APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; appends stay whole lines all the same
+    fcntl = None  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    if fcntl is None:
+        yield
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def fingerprint(obj: Any) -> str:
@@ -61,7 +84,7 @@ class Journal:
         newline, terminated. Either way the next append starts on a fresh line, and the repair
         happens once, so later runs open a clean file without a warning.
         """
-        with self.path.open("rb+") as handle:
+        with self.path.open("rb+") as handle, _locked(handle.fileno()):
             data = handle.read()
             if not data or data.endswith(b"\n"):
                 return data
@@ -69,6 +92,7 @@ class Journal:
             lineno = data.count(b"\n", 0, cut) + 1
             if _record(data[cut:]) is not None:
                 handle.write(b"\n")
+                handle.flush()  # inside the lock: another rank appends right after
                 log.warning("%s:%d: journal line lacked its newline; added it", self.path, lineno)
                 return data + b"\n"
             handle.truncate(cut)
@@ -103,12 +127,13 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, _APPEND_FLAGS, 0o644)
         try:
-            # One write call for the whole line (unbuffered, so nothing is left to flush). A
-            # regular file takes it whole; the loop only matters if the kernel ever returns
-            # short (a signal, or a full disk, where the next write raises OSError).
-            view = memoryview(line.encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view) :]
+            with _locked(fd):
+                # One write call for the whole line (unbuffered, so nothing is left to flush).
+                # A regular file takes it whole; the loop only matters if the kernel ever
+                # returns short (a signal, or a full disk, where the next write raises OSError).
+                view = memoryview(line.encode("utf-8"))
+                while view:
+                    view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
         self.entries[(key, fp)] = text

@@ -2,7 +2,9 @@
 
 Requests are grouped by their doc's target emotion; each group is generated inside
 ``controller.scope(model, emotion)`` (which may install hooks) from the prompt the controller
-builds, and results come back in the original order.
+builds, and results come back in the original order. A controller that keeps the base class's
+empty scope (``none``, ``prompt``) has nothing per emotion on the model, so its requests form
+one group: full batches across emotions instead of six short tails.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from emobench import EMOTIONS, loading
+from emobench import EMOTIONS, decode, loading
 from emobench.chat import base_messages, render
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.controller import Controller, create_controller
@@ -31,6 +35,10 @@ from emobench.scoring import fluency
 from emobench.scoring.gate import describe, gate_for
 
 log = logging.getLogger(__name__)
+
+# The group key of requests generated together across target emotions (unscoped controllers).
+ALL_EMOTIONS = "all emotions"
+FLUENCY_BATCH_CAP = 4
 
 
 def parse_controller_args(raw: Any) -> dict[str, Any]:
@@ -47,6 +55,27 @@ def parse_controller_args(raw: Any) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
     raise EmoBenchError(f"controller_args must be a JSON object, got {raw!r}")
+
+
+def _cpu_data_parallel(device: str) -> bool:
+    """True when a launcher (torchrun, accelerate launch) started several processes that run on
+    the CPU: the shared process state is then set up for CPU ranks (gloo) before HFLM's
+    Accelerator reads it, which would otherwise see no GPU and run each process alone."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not str(device).startswith("cpu"):
+        return False
+    from datetime import timedelta
+
+    from accelerate import PartialState
+
+    # HFLM asks for the same year-long timeout, but only the first set-up counts: ranks that
+    # find their replies in a journal can be far ahead of the others at the final gather.
+    PartialState(cpu=True, timeout=timedelta(weeks=52))
+    return True
+
+
+def _flag(value: bool | str) -> bool:
+    """A boolean model argument, which --model_args passes as a string."""
+    return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "no")
 
 
 def _kw_key(gen_kwargs: dict[str, Any]) -> str:
@@ -84,6 +113,7 @@ class EmoBenchLM(HFLM):
         journal: str | None = None,
         device: str | None = None,
         measure_fluency: bool | str = True,
+        fast_decode: bool | str = True,
         **kwargs: Any,
     ) -> None:
         # Everything a bad argument can break is built before the model loads.
@@ -98,16 +128,16 @@ class EmoBenchLM(HFLM):
         self.pretrained_name = loading.model_name(pretrained)
         self.gate = gate_for(self.pretrained_name)
         self.journal = Journal(journal) if journal else None
-        self.measure_fluency = (
-            measure_fluency
-            if isinstance(measure_fluency, bool)
-            else (str(measure_fluency).lower() not in ("false", "0", "no"))
-        )
-        super().__init__(
-            pretrained=loading.model_path(pretrained),
-            device=device or loading.default_device(),
-            **kwargs,
-        )
+        self.measure_fluency = _flag(measure_fluency)
+        self.fast_decode = _flag(fast_decode)
+        device = device or loading.default_device()
+        cpu_ranks = _cpu_data_parallel(device)
+        super().__init__(pretrained=loading.model_path(pretrained), device=device, **kwargs)
+        if cpu_ranks and getattr(self, "accelerator", None) is not None:
+            # HFLM splits requests across processes only when it counts several GPUs; on CPU
+            # every launched process would otherwise run the whole task.
+            self._rank = self.accelerator.process_index
+            self._world_size = self.accelerator.num_processes
 
     def get_model_info(self) -> dict[str, Any]:
         """lm-eval's model-info hook: its result lands in the results file's `config`, so the
@@ -142,13 +172,15 @@ class EmoBenchLM(HFLM):
         for req in requests:
             key = _kw_key(req.args[1])
             if key not in by_kwargs:
-                by_kwargs[key] = fingerprint(
-                    {
-                        "model": self.pretrained_name,
-                        "controller": controller,
-                        "gen_kwargs": req.args[1],
-                    }
-                )
+                settings = {
+                    "model": self.pretrained_name,
+                    "controller": controller,
+                    "gen_kwargs": req.args[1],
+                }
+                if self.model.dtype != torch.float32:
+                    # Other precisions give other replies; float32 keeps its older fingerprints.
+                    settings["dtype"] = str(self.model.dtype)
+                by_kwargs[key] = fingerprint(settings)
             fps.append(by_kwargs[key])
         return fps
 
@@ -175,6 +207,34 @@ class EmoBenchLM(HFLM):
             )
 
     # ---- generation ----------------------------------------------------------------------
+    def _model_generate(
+        self, context: torch.Tensor, max_length: int, stop: list[str], **generation_kwargs: Any
+    ) -> torch.Tensor:
+        """Greedy requests go through emobench.decode (finished replies leave the batch); any
+        other decoding goes to transformers' generate as in HFLM."""
+        processors = (
+            decode.plan(self.model, context.shape[1], generation_kwargs)
+            if self.fast_decode
+            else None
+        )
+        if processors is None or "attention_mask" not in generation_kwargs:
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
+        with torch.autocast(
+            device_type=self.device.type,
+            dtype=self.mixed_precision_dtype,
+            enabled=self.mixed_precision_dtype is not None,
+        ):
+            return decode.greedy(
+                self.model,
+                self.tokenizer,
+                context,
+                generation_kwargs["attention_mask"],
+                max_new_tokens=max_length - context.shape[1],
+                stop=stop,
+                pad_token_id=self.tokenizer.pad_token_id,
+                processors=processors,
+            )
+
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         groups: dict[str | None, list[int]] = {}
         for i, req in enumerate(requests):
@@ -192,6 +252,10 @@ class EmoBenchLM(HFLM):
                     f"known emotions: {', '.join(EMOTIONS)}"
                 )
             groups.setdefault(emotion, []).append(i)
+        if not self._scoped() and len(groups) > 1:
+            merged = [i for emotion, idxs in groups.items() if emotion is not None for i in idxs]
+            groups = {k: v for k, v in groups.items() if k is None}
+            groups[ALL_EMOTIONS] = merged
 
         results: list[str | None] = [None] * len(requests)
         for emotion, idxs in groups.items():
@@ -211,6 +275,9 @@ class EmoBenchLM(HFLM):
             for i, text in zip(idxs, outs, strict=True):
                 results[i] = text
         return results  # type: ignore[return-value]
+
+    def _scoped(self) -> bool:
+        return type(self.controller).scope is not Controller.scope
 
     def _generate_group(
         self, emotion: str, requests: list[Instance], disable_tqdm: bool
@@ -232,8 +299,13 @@ class EmoBenchLM(HFLM):
         if todo:
             pending = [rewritten[j] for j in todo]
             hooks_before = hook_count(self.model)
+            scope = (
+                self.controller.scope(self.model, emotion)
+                if emotion != ALL_EMOTIONS
+                else contextlib.nullcontext()
+            )
             with (
-                self.controller.scope(self.model, emotion),
+                scope,
                 self._journaled(pending, [fps[j] for j in todo]),
             ):
                 made = super().generate_until(pending, disable_tqdm)
@@ -261,6 +333,9 @@ class EmoBenchLM(HFLM):
             batch = int(self.batch_size)
         except (TypeError, ValueError):
             batch = 16
+        # Scoring is a prefill, compute-bound at any batch on a CPU: small batches waste the
+        # least on padding (4 was fastest of 4-32 on SEV replies) and bound the logits' memory.
+        batch = min(batch, FLUENCY_BATCH_CAP)
         return fluency.perplexities(
             self.model,
             self.tokenizer,

@@ -73,3 +73,22 @@ def tiny_lm_factory(tiny_llama_dir: Path):
         return EmoBenchLM(pretrained=str(tiny_llama_dir), controller=controller, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tiny_lm_factory, tmp_path_factory) -> dict[str, str]:
+    """steer directions and a circuit discovered on the tiny Llama (two groups each)."""
+    from emobench.discovery.circuit import discover_circuit
+    from emobench.discovery.directions import discover_directions
+
+    lm = tiny_lm_factory()
+    out = tmp_path_factory.mktemp("artifacts")
+    made = {
+        "steer": discover_directions(
+            lm.model, lm.tokenizer, "tiny", out / "d", batch_size=4, limit_groups=2
+        ),
+        "circuit": discover_circuit(
+            lm.model, lm.tokenizer, "tiny", out / "c", limit_groups=2, probe_situations=3
+        ),
+    }
+    return {name: str(path) for name, path in made.items()}

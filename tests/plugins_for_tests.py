@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from emobench.controllers.prompt import PromptController
+
 from emobench.controller import Controller
 from emobench.hooks import decoder_layers, hooked
 
@@ -108,3 +110,14 @@ class NeutralClassifier(Classifier):
         probs = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         probs[:, -1] = 1.0
         return probs
+
+
+class ScopedPromptController(PromptController):
+    """The prompt controller with a scope of its own (empty): its requests stay in per-emotion
+    groups, where the stock prompt controller's are batched across emotions."""
+
+    name = "scoped-prompt"
+
+    @contextlib.contextmanager
+    def scope(self, model: Any, emotion: str) -> Iterator[None]:
+        yield

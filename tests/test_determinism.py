@@ -9,26 +9,9 @@ from __future__ import annotations
 import pytest
 
 from emobench.controller import create_controller
-from emobench.discovery.circuit import discover_circuit
-from emobench.discovery.directions import discover_directions
 from tests.helpers import GEN_KWARGS, make_requests
 
 GEN = {**GEN_KWARGS, "max_gen_toks": 14}  # steer and circuit ask for at least 10 new tokens
-
-
-@pytest.fixture(scope="module")
-def artifacts(tiny_lm_factory, tmp_path_factory) -> dict[str, str]:
-    lm = tiny_lm_factory()
-    out = tmp_path_factory.mktemp("artifacts")
-    made = {
-        "steer": discover_directions(
-            lm.model, lm.tokenizer, "tiny", out / "d", batch_size=4, limit_groups=2
-        ),
-        "circuit": discover_circuit(
-            lm.model, lm.tokenizer, "tiny", out / "c", limit_groups=2, probe_situations=3
-        ),
-    }
-    return {name: str(path) for name, path in made.items()}
 
 
 # Strong settings, so that the steered text differs from the unsteered one.
@@ -36,11 +19,13 @@ STRENGTH = {"steer": {"alpha": 4.0}, "circuit": {"lam": 4.0}}
 
 
 @pytest.mark.parametrize("name", ["none", "prompt", "steer", "circuit"])
-def test_batch_size_does_not_change_greedy_text(name, tiny_lm_factory, test_docs, artifacts):
+def test_batch_size_does_not_change_greedy_text(name, tiny_lm_factory, test_docs, tiny_artifacts):
     docs = test_docs[:12]
     replies = {}
     for batch_size in (1, 3, 8):
-        extra = {"artifact": artifacts[name], **STRENGTH[name]} if name in artifacts else {}
+        extra = (
+            {"artifact": tiny_artifacts[name], **STRENGTH[name]} if name in tiny_artifacts else {}
+        )
         lm = tiny_lm_factory(
             controller=create_controller(name, **extra),
             batch_size=batch_size,

@@ -38,6 +38,19 @@ def test_each_emotion_group_runs_inside_its_own_scope(tiny_lm_factory, test_docs
     assert hook_count(lm.model) == 0
 
 
+def test_a_controller_without_a_scope_batches_across_emotions(tiny_lm_factory, test_docs, caplog):
+    docs = interleaved(test_docs)
+    across = tiny_lm_factory(controller="prompt", batch_size=4)
+    grouped = tiny_lm_factory(
+        controller="tests.plugins_for_tests:ScopedPromptController", batch_size=4
+    )
+    with caplog.at_level("INFO", logger="emobench"):
+        replies = across.generate_until(make_requests(docs))
+    groups = [r.getMessage() for r in caplog.records if "requests)" in r.getMessage()]
+    assert groups == [f"controller prompt: all emotions ({len(docs)} requests)"]
+    assert replies == grouped.generate_until(make_requests(docs))
+
+
 def test_hooks_are_removed_when_generation_fails(tiny_lm_factory, test_docs):
     controller = create_controller("tests.plugins_for_tests:RecordingController")
     controller.fail_on = "fear"

@@ -333,3 +333,27 @@ def test_a_folder_whose_save_stopped_before_meta_json_is_not_an_artifact(artifac
         "rebuild it with `emobench discover directions --out DIR "
         "--model_args pretrained=<this model>`"
     )
+
+
+def test_an_artifact_serves_its_weights_in_float32_and_bfloat16_but_not_other_weights(
+    tiny_llama_dir, tmp_path
+):
+    from transformers import AutoModelForCausalLM
+
+    f32 = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32)
+    b16 = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16)
+    meta = {"model": {"name": "tiny", **artifacts.model_fingerprint(f32)}}
+    artifacts.check_model(meta, f32, tmp_path)
+    artifacts.check_model(meta, b16, tmp_path)
+    # Artifacts recorded with the unrounded hash still load on the weights they were made on.
+    legacy = {"model": {**meta["model"], "weights_sha256": artifacts.weights_hash(f32, exact=True)}}
+    artifacts.check_model(legacy, f32, tmp_path)
+    with torch.no_grad():  # changes below bfloat16's resolution: only the exact hash sees them
+        for param in f32.parameters():
+            param.copy_(param.to(torch.bfloat16).to(torch.float32))
+    with pytest.raises(EmoBenchError, match="weights_sha256_exact"):
+        artifacts.check_model(meta, f32, tmp_path)
+    with torch.no_grad():
+        f32.model.layers[0].mlp.down_proj.weight.mul_(1.5)
+    with pytest.raises(EmoBenchError, match="weights_sha256 "):
+        artifacts.check_model(meta, f32, tmp_path)

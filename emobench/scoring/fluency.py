@@ -11,6 +11,7 @@ The model hands each reply's perplexity to the task's scoring filter on the repl
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,6 +69,9 @@ def perplexities(
     rows.sort(key=lambda r: -len(r[1]))
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    # Logits are only needed where a reply token is predicted: over a 49k vocabulary the prompt
+    # positions' logits cost as much memory as the whole forward pass.
+    trims = "logits_to_keep" in inspect.signature(model.forward).parameters
     batches = range(0, len(rows), batch_size)
     for b in tqdm(batches, desc="fluency (unsteered perplexity)", disable=not progress):
         chunk = rows[b : b + batch_size]
@@ -77,12 +81,17 @@ def perplexities(
         for r, (_, ids, _) in enumerate(chunk):
             input_ids[r, : len(ids)] = torch.tensor(ids)
             mask[r, : len(ids)] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        # Token t is predicted from position t - 1: keep positions from the earliest reply start.
+        first = min(start for _, _, start in chunk) - 1
+        extra = {"logits_to_keep": width - first} if trims else {}
+        logits = model(
+            input_ids=input_ids.to(device), attention_mask=mask.to(device), **extra
+        ).logits
+        offset = width - logits.shape[1]
         for r, (i, ids, start) in enumerate(chunk):
             target = torch.tensor(ids[start:], device=device)
-            # Token t is predicted from position t - 1.
-            lp = logprobs[r, start - 1 : len(ids) - 1].gather(1, target[:, None]).squeeze(1)
+            rows_logits = logits[r, start - 1 - offset : len(ids) - 1 - offset].float()
+            lp = torch.log_softmax(rows_logits, dim=-1).gather(1, target[:, None]).squeeze(1)
             out[i] = math.exp(-float(lp.mean()))
     return out
 

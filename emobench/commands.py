@@ -1,0 +1,177 @@
+"""The emobench subcommands other than a run: each takes the parsed arguments of its parser
+(emobench.cli builds them) and prints or writes its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from emobench.errors import EmoBenchError
+
+
+def tasks_path(args: argparse.Namespace) -> None:
+
+    from emobench.run import task_dir
+
+    if args.task is None:
+        print(task_dir())
+        return
+    found = sorted(Path(task_dir()).rglob(f"{args.task}.yaml"))
+    if not found:
+        names = sorted(p.stem for p in Path(task_dir()).rglob("*.yaml"))
+        raise EmoBenchError(f"no emobench task {args.task!r}; emobench's tasks: {', '.join(names)}")
+    print(found[0])
+
+
+def list_plugins(args: argparse.Namespace) -> None:
+    from tabulate import tabulate
+
+    from emobench.registry import CLASSIFIERS, CONTROLLERS, installed
+
+    group = {"controllers": CONTROLLERS, "classifiers": CLASSIFIERS}[args.what]
+    rows = [[p.name, p.target, p.distribution] for p in installed(group).values()]
+    print(tabulate(rows, headers=[args.what[:-1], "entry point", "package"]))
+
+
+def train_classifier(args: argparse.Namespace) -> None:
+
+    from emobench.classify.minilm import head_path
+    from emobench.classify.train import train
+
+    out = Path(args.out) if args.out else head_path(f"minilm_{args.head}")
+    meta = train(out, head=args.head)
+    print(f"wrote {out} and {out.with_suffix('.json').name}")
+    print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))
+
+
+def leaderboard(args: argparse.Namespace) -> None:
+    from emobench.leaderboard.render import collect, write_all
+
+    rows = collect(args.paths)
+    if not rows:
+        raise EmoBenchError(
+            f"no emobench results under {', '.join(args.paths)}; run "
+            "`emobench --tasks sev_emotion --output_path DIR` first"
+        )
+    print(write_all(rows, args.out))
+
+
+def classify(args: argparse.Namespace) -> None:
+    from emobench.classify import get_classifier
+    from emobench.scoring.rescore import read_texts
+
+    texts = read_texts(args.file, field=args.field)
+    clf = get_classifier(args.classifier)
+    for scored in clf.classify(texts):
+        print(json.dumps(scored, ensure_ascii=False))
+
+
+def discover(args: argparse.Namespace) -> None:
+    from emobench.classify import DEFAULT_CLASSIFIER
+    from emobench.loading import load_model
+
+    if args.classifier is not None and not args.accepted_only:
+        raise EmoBenchError("--classifier only applies with --accepted_only")
+    if args.what == "circuit" and args.accepted_only:
+        raise EmoBenchError("--accepted_only applies to `discover directions` only")
+    model, tokenizer, name = load_model(dict(args.model_args or {}))
+    if args.what == "circuit":
+        from emobench.discovery.circuit import discover_circuit
+
+        out = discover_circuit(
+            model,
+            tokenizer,
+            name,
+            args.out,
+            batch_size=args.batch_size,
+            limit_groups=args.limit_groups,
+            probe_situations=args.probe_situations,
+        )
+    else:
+        from emobench.discovery.directions import discover_directions
+
+        out = discover_directions(
+            model,
+            tokenizer,
+            name,
+            args.out,
+            batch_size=args.batch_size,
+            limit_groups=args.limit_groups,
+            accepted_only=args.accepted_only,
+            classifier=args.classifier or DEFAULT_CLASSIFIER,
+        )
+    print(f"wrote {out / 'tensors.safetensors'} and {out / 'meta.json'}")
+
+
+def sweep(args: argparse.Namespace) -> None:
+    from emobench.sweep import parse_grid, sweep
+
+    extra = ["--model_args", *args.model_args_raw] if args.model_args_raw else []
+    if args.batch_size:
+        extra += ["--batch_size", str(args.batch_size)]
+    sweep(
+        args.controller,
+        parse_grid(args.grid or []),
+        args.out,
+        args.work or f"runs/sweep/{args.controller}",
+        items=args.items,
+        stride=args.stride,
+        extra=extra,
+    )
+
+
+def analyze(args: argparse.Namespace) -> None:
+    from emobench import artifacts
+    from emobench.analysis.circuit import analyze_circuit
+    from emobench.loading import load_model
+
+    meta = artifacts.read_meta(args.artifact, "emotion-circuit")
+    model_args = {"pretrained": meta["model"]["name"], **(args.model_args or {})}
+    model, tokenizer, _ = load_model(model_args)
+    analyze_circuit(
+        model,
+        tokenizer,
+        args.artifact,
+        args.out,
+        groups=args.groups,
+        seeds=args.seeds,
+        generate=args.generate,
+        batch_size=args.batch_size,
+    )
+    print((Path(args.out) / "summary.md").read_text())
+
+
+def _write_json(path: str, obj: Any) -> None:
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def score(args: argparse.Namespace) -> None:
+    from emobench.classify import get_classifier
+    from emobench.report import score_table
+    from emobench.scoring.gate import load_gate
+    from emobench.scoring.rescore import as_results, score_samples
+
+    gate = load_gate(args.gate) if args.gate else None
+    result = score_samples(
+        args.samples, get_classifier(args.classifier), fluency=args.fluency, gate=gate
+    )
+    if args.out:
+        _write_json(args.out, result)
+    if args.results:
+        _write_json(args.results, as_results(result, args.samples))
+    print(score_table(result, source=args.samples))
+
+
+def calibrate_gate(args: argparse.Namespace) -> None:
+    from emobench.loading import load_model
+    from emobench.scoring.gate import calibrate_on_reference, write_gate
+
+    model, tokenizer, name = load_model(dict(args.model_args or {}))
+    gate = calibrate_on_reference(model, tokenizer, name, n=args.n, batch_size=args.batch_size)
+    path = write_gate(gate, args.out)
+    print(json.dumps(gate.to_json(), indent=2))
+    print(f"wrote {path}")
