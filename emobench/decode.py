@@ -89,6 +89,11 @@ def plan(model: Any, context_len: int, kwargs: dict[str, Any]) -> LogitsProcesso
     return processors
 
 
+def keeps_some_logits(model: Any) -> bool:
+    """Whether the model's forward can return logits for its last positions only."""
+    return "logits_to_keep" in inspect.signature(model.forward).parameters
+
+
 def eos_ids(model: Any) -> list[int]:
     eos = model.generation_config.eos_token_id
     if eos is None:
@@ -140,11 +145,7 @@ def greedy(
     penalties = [p for p in processors if isinstance(p, RepetitionPenaltyLogitsProcessor)]
     for p in penalties:
         p.prompt_ignore_length = (mask != 0).int().argmax(dim=1)
-    last_only = (
-        {"logits_to_keep": 1}
-        if "logits_to_keep" in inspect.signature(model.forward).parameters
-        else {}
-    )
+    last_only = {"logits_to_keep": 1} if keeps_some_logits(model) else {}
     cache = DynamicCache(config=model.config)
     step_ids, step_pos = seqs, positions
     for _ in range(max_new_tokens):

@@ -11,13 +11,14 @@ The model hands each reply's perplexity to the task's scoring filter on the repl
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+
+from emobench.decode import keeps_some_logits
 
 
 def context_encoder(tokenizer: Any) -> Callable[[str], list[int]]:
@@ -71,7 +72,7 @@ def perplexities(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     # Logits are only needed where a reply token is predicted: over a 49k vocabulary the prompt
     # positions' logits cost as much memory as the whole forward pass.
-    trims = "logits_to_keep" in inspect.signature(model.forward).parameters
+    trims = keeps_some_logits(model)
     batches = range(0, len(rows), batch_size)
     for b in tqdm(batches, desc="fluency (unsteered perplexity)", disable=not progress):
         chunk = rows[b : b + batch_size]
