@@ -28,13 +28,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-# Each controller's run keeps a journal, so an interrupted `make bench` resumes where it stopped.
+# Every installed controller on the full split, each run with its own journal (an interrupted
+# `make bench` resumes where it stopped), then the leaderboard: `emobench bench`.
 bench: setup
-	for c in none prompt steer circuit; do \
-		$(BIN)/emobench --tasks sev_emotion --controller $$c --output_path $(RUNS)/sev_emotion \
-			--log_samples --use_cache $(RUNS)/sev_emotion/$$c-cache $(BENCH_ARGS) || exit 1; \
-	done
-	$(BIN)/emobench leaderboard $(RUNS)/sev_emotion --out $(RUNS)/leaderboard
+	$(BIN)/emobench bench --output_path $(RUNS)/sev_emotion $(BENCH_ARGS)
 
 test: setup
 	$(BIN)/pytest -q

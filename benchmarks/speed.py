@@ -8,9 +8,9 @@ Sections (skip any with --skip):
               prompts: the `prompt` controller's, the first --docs SEV test docs, greedy, at most
               100 new tokens. Target: at least 5x end to end.
   tokens      generated tokens per second of every controller at each batch size, fluency off on
-              every side, one decoding setting for all and at least --tokens new tokens asked of
-              every reply (a controller's own minimum overrides it, so the replies' tokens are
-              counted), so only the controllers' prompts and hooks differ.
+              every side, one decoding setting for all (each controller's own settings are
+              replaced by it) and exactly --tokens new tokens made for every reply, so only the
+              controllers' prompts and hooks differ. Tokens are counted as the model makes them.
               Target: controller overhead at most 5 % against `none` at the same batch.
   classifier  replies scored per second by the shared classifier.
 Peak memory (the process's maximum resident set so far) is printed after each section.
@@ -48,10 +48,18 @@ def requests(docs: list[dict[str, Any]], gen: dict[str, Any]) -> list[Instance]:
     ]
 
 
-def reply_tokens(lm: EmoBenchLM, replies: list[str]) -> int:
-    """Tokens of the replies as made: a controller's own minimum length overrides the request's,
-    so a reply can end before --tokens."""
-    return sum(len(lm.tokenizer(str(r), add_special_tokens=False)["input_ids"]) for r in replies)
+class TokenCounter:
+    """New tokens as the model makes them: every forward pass of a decoding loop yields one token
+    per row it is given. (Re-tokenising reply texts undercounts replies whose tokens do not
+    round-trip, which steered text often has.)"""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.tokens = 0
+        model.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        self.tokens += int(ids.shape[0])
 
 
 def timed(fn: Any, *args: Any) -> tuple[float, Any]:
@@ -124,18 +132,27 @@ def section_tokens(args: argparse.Namespace) -> None:
             for n in names
         }
         samples: dict[str, list[float]] = {n: [] for n in names}
+        counters = {n: TokenCounter(lm.model) for n, lm in lms.items()}
         for lm in lms.values():  # warm up each model's kernels at this batch, untimed
             lm.generate_until(requests(docs[:batch], {**SEV_GEN, "max_gen_toks": 2}), True)
-        # One decoding setting for all (every controller's overrides merged), so that only the
-        # controllers' prompts and hooks differ, not the logits processors.
-        gen = {**SEV_GEN, "max_gen_toks": args.tokens, "min_new_tokens": args.tokens}
+        # One decoding setting for all, every controller's overrides merged and then put in place
+        # of each controller's own (steer's min_new_tokens=10 would otherwise let its replies end
+        # early and shrink its batches): only the controllers' prompts and hooks differ.
+        gen = {**SEV_GEN, "max_gen_toks": args.tokens}
         for lm in lms.values():
             gen |= lm.controller.generation_kwargs()
         gen["min_new_tokens"] = args.tokens
+        for lm in lms.values():
+            lm.controller.generation_kwargs = lambda gen=gen: dict(gen)  # type: ignore[method-assign]
         for _ in range(args.rounds):  # alternate, so machine noise falls on every controller
             for n, lm in lms.items():
-                seconds, replies = timed(lm.generate_until, requests(docs, gen), True)
-                samples[n].append(reply_tokens(lm, replies) / seconds)
+                counters[n].tokens = 0
+                seconds, _ = timed(lm.generate_until, requests(docs, gen), True)
+                if counters[n].tokens != args.tokens * len(docs):
+                    raise SystemExit(
+                        f"{n} made {counters[n].tokens} tokens, not {args.tokens} x {len(docs)}"
+                    )
+                samples[n].append(counters[n].tokens / seconds)
         rows[batch] = {n: statistics.median(v) for n, v in samples.items()}
     print(
         f"\n[tokens] generated tokens/s, fluency off, {args.tokens} new tokens asked, "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -118,6 +118,7 @@ class CircuitController(ArtifactController):
     strength = "lam"
     kind = "emotion-circuit"
     shipped = "circuit"
+    sweep_grid: ClassVar[dict[str, list[Any]]] = {"lam": [0.5, 1, 2, 3, 4]}
     strength = "lam"  # what a sweep varies
 
     def __init__(

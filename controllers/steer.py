@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -56,6 +56,7 @@ class SteerController(ArtifactController):
     strength = "alpha"
     kind = "emotion-directions"
     shipped = "directions"
+    sweep_grid: ClassVar[dict[str, list[Any]]] = {"alpha": [0.5, 1, 2, 4]}
 
     def __init__(
         self, alpha: float | None = None, layers: str | None = None, artifact: str | None = None
@@ -63,7 +64,7 @@ class SteerController(ArtifactController):
         super().__init__(artifact)
         recommended = self.recommended()
         chosen = alpha if alpha is not None else recommended.get("alpha", FALLBACK_ALPHA)
-        self.alpha = finite_number("steer", "alpha", chosen)
+        self.alpha = finite_number(self.name, "alpha", chosen)
         self.layers = layers if layers not in (None, "") else recommended.get("layers")
 
     def generation_kwargs(self) -> dict[str, Any]:
@@ -73,13 +74,11 @@ class SteerController(ArtifactController):
     def scope(self, model: Any, emotion: str) -> Iterator[None]:
         if emotion not in EMOTIONS:
             raise EmoBenchError(
-                f"steer has no direction for {emotion!r}; emotions: {', '.join(EMOTIONS)}"
+                f"{self.name} has no direction for {emotion!r}; emotions: {', '.join(EMOTIONS)}"
             )
         tensors, meta = self.load_artifact(model)
-        directions = tensors["post_block"]
         points = hook_points(model)
         first, last = parse_layers(self.layers, len(points))
-        index = meta["emotions"].index(emotion)
         param = next(model.parameters())
 
         def make_hook(v: torch.Tensor):
@@ -93,9 +92,20 @@ class SteerController(ArtifactController):
 
             return hook
 
-        hooks = {points[i].block: make_hook(directions[index, i]) for i in range(first, last + 1)}
+        hooks = {
+            points[i].block: make_hook(self.direction(tensors, meta, emotion, i))
+            for i in range(first, last + 1)
+        }
         with hooked(model, forward=hooks):
             yield
+
+    def direction(
+        self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], emotion: str, layer: int
+    ) -> torch.Tensor:
+        """The vector v added at block `layer` for `emotion`: the artifact's direction. The one
+        seam for a subclass that steers along other vectors with the same rule (a null baseline
+        of random directions, for one)."""
+        return tensors["post_block"][meta["emotions"].index(emotion), layer]
 
     def spec(self) -> dict[str, Any]:
         spec = super().spec()

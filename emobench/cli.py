@@ -10,10 +10,10 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from emobench import commands, lm_eval_glue
+from emobench.cli_study import add_study_commands
 from emobench.errors import EmoBenchError
 
 log = logging.getLogger("emobench")
@@ -66,40 +66,6 @@ def _log_like_lm_eval() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-
-
-def _module_doc(name: str) -> str:
-    """A module's docstring for a subcommand's --help, read without importing the module (the
-    parser is built on every call, and these modules import torch)."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        return ""
-    return ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
-
-
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    """--model_args for the subcommands that load a model themselves (discover, calibrate-gate)."""
-    parser.add_argument(
-        "--model_args",
-        nargs="+",
-        action=lm_eval_glue.merge_dict_action(),
-        default=None,
-        metavar="<arg>",
-        help="pretrained=<HF id or dir> (default: embedded), dtype=...",
-    )
-
-
-def _documented(subparsers: Any, name: str, help: str, module: str) -> argparse.ArgumentParser:
-    """A subcommand whose --help shows the docstring of the module that does the work."""
-    return subparsers.add_parser(
-        name,
-        help=help,
-        description=_module_doc(module),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -163,6 +129,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--classifier", default=DEFAULT_CLASSIFIER, help="classifier plugin (default minilm)"
     )
     cl.add_argument("--field", default="text", help="the field holding the text (default text)")
+    cl.add_argument(
+        "--target_field",
+        default=None,
+        metavar="FIELD",
+        help="the field naming each line's target emotion: adds a boolean `match` (does the text "
+        "express it? the classifier's judge-compatible rule) beside `label` and `probs`",
+    )
     cl.set_defaults(func=commands.classify)
 
     sc = subparsers.add_parser(
@@ -192,107 +165,26 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     sc.set_defaults(func=commands.score)
 
-    cg = _documented(
-        subparsers,
-        "calibrate-gate",
-        "calibrate the quality gate of quality-adjusted accuracy for a model",
-        "emobench.scoring.gate",
-    )
-    _add_model_args(cg)
-    cg.add_argument("--n", type=int, default=600, help="reference replies to measure (600)")
-    cg.add_argument("--batch_size", type=int, default=16)
-    cg.add_argument("--out", default=None, help="gate JSON (default: the user cache)")
-    cg.set_defaults(func=commands.calibrate_gate)
-
-    dc = subparsers.add_parser(
-        "discover", help="build artifacts (emotion directions, circuits) from SEV train"
-    )
-    dc.add_argument("what", choices=["directions", "circuit"])
-    _add_model_args(dc)
-    dc.add_argument("--out", required=True, help="output directory of the artifact")
-    dc.add_argument("--batch_size", type=int, default=16)
-    dc.add_argument(
-        "--limit_groups",
-        type=int,
-        default=None,
-        help="only the first N (skeleton, valence) groups (for quick checks)",
-    )
-    dc.add_argument(
-        "--accepted_only",
-        action="store_true",
-        help="keep only the complete groups, as the reference did: generate the prompt "
-        "controller's reply to every train doc (greedy, 100 new tokens), classify the replies, "
-        "and compute the directions only on the (skeleton, valence) groups whose six replies are "
-        "all classified as their target emotion; the metadata records how many groups were kept. "
-        "A weak model (the embedded SmolLM2) may pass few or none: with none it stops with an "
-        "error. Costs one generation per doc (2,880 for the whole train split)",
-    )
-    dc.add_argument(
-        "--classifier",
-        default=None,
-        metavar="<name>",
-        help="classifier plugin that judges the replies for --accepted_only (default minilm)",
-    )
-    dc.add_argument(
-        "--probe_situations",
-        type=int,
-        default=24,
-        help="circuit: neutral situations for the sublayer-importance probe (default 24)",
-    )
-    dc.set_defaults(func=commands.discover)
-
-    sw = _documented(
-        subparsers,
-        "sweep",
-        "a controller's settings on a slice of SEV train: accuracy beside quality",
-        "emobench.sweep",
-    )
-    sw.add_argument("--controller", required=True, help="the controller to sweep")
-    sw.add_argument(
-        "--grid",
-        action="append",
-        metavar="name=v1,v2",
-        help="controller argument values to try (repeat for a product grid)",
-    )
-    sw.add_argument("--out", required=True, help="sweep.md/json/png, recommended.json, runs/")
-    sw.add_argument("--work", default=None, help="samples logs and journals (runs/sweep/NAME)")
-    sw.add_argument("--items", type=int, default=12, help="train situations (x 6 emotions)")
-    sw.add_argument("--stride", type=int, default=37, help="take every Nth situation (37)")
-    sw.add_argument("--batch_size", type=int, default=None)
-    sw.add_argument(
-        "--model_args",
-        dest="model_args_raw",
-        nargs="+",
-        default=None,
-        metavar="<arg>",
-        help="passed to every run, e.g. pretrained=<HF id or dir>",
-    )
-    sw.set_defaults(func=commands.sweep)
-
-    an = _documented(
-        subparsers,
-        "analyze",
-        "causal validation of a circuit artifact: ablation, enhancement, plots",
-        "emobench.analysis.circuit",
-    )
-    an.add_argument("what", choices=["circuit"])
-    an.add_argument("artifact", help="a circuit artifact directory (emobench discover circuit)")
-    an.add_argument("--out", required=True, help="directory for analysis.json, summary.md, PNGs")
-    _add_model_args(an)
-    an.add_argument("--groups", type=int, default=8, help="train situations per emotion (8)")
-    an.add_argument("--seeds", type=int, default=5, help="random controls per setting (5)")
-    an.add_argument(
-        "--generate",
-        type=int,
-        default=0,
-        help="also generate prompted replies for N situations per condition and classify them",
-    )
-    an.add_argument("--batch_size", type=int, default=16)
-    an.set_defaults(func=commands.analyze)
+    add_study_commands(subparsers)
 
     lb = subparsers.add_parser("leaderboard", help="render a leaderboard from results directories")
     lb.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")
     lb.add_argument("--out", default=None, help="directory for leaderboard.{md,csv,json,html}")
+    lb.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "markdown", "csv", "json", "html"],
+        help="what to print (or write with -o); default table",
+    )
+    lb.add_argument("-o", "--output", default=None, metavar="FILE", help="write --format here")
+    lb.add_argument(
+        "--sweeps",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="`emobench sweep --out` directories (or sweep.json files): the HTML report draws "
+        "their accuracy-vs-quality frontier",
+    )
     lb.set_defaults(func=commands.leaderboard)
     for name, sub in subparsers.choices.items():
         sub.prog = f"emobench {name}"  # lm-eval named its subparsers after itself

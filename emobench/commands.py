@@ -47,15 +47,24 @@ def train_classifier(args: argparse.Namespace) -> None:
 
 
 def leaderboard(args: argparse.Namespace) -> None:
-    from emobench.leaderboard.render import collect, write_all
+    from emobench.leaderboard.frontier import load_sweeps
+    from emobench.leaderboard.render import collect, render, write_all, write_one
 
+    # Sweeps are read first: a wrong --sweeps path fails before anything is written.
+    sweeps = load_sweeps(args.sweeps)
     rows = collect(args.paths)
     if not rows:
         raise EmoBenchError(
             f"no emobench results under {', '.join(args.paths)}; run "
             "`emobench --tasks sev_emotion --output_path DIR` first"
         )
-    print(write_all(rows, args.out))
+    table = write_all(rows, args.out, sweeps)
+    text = table if args.format == "table" else render(rows, args.format, sweeps)
+    if args.output:
+        write_one(text, args.output)
+        print(f"wrote {args.output} ({args.format})")
+    else:
+        print(text)
 
 
 def classify(args: argparse.Namespace) -> None:
@@ -63,8 +72,17 @@ def classify(args: argparse.Namespace) -> None:
     from emobench.scoring.rescore import read_texts
 
     texts = read_texts(args.file, field=args.field)
+    targets = read_texts(args.file, field=args.target_field) if args.target_field else None
     clf = get_classifier(args.classifier)
-    for scored in clf.classify(texts):
+    if targets is not None:
+        unknown = sorted(set(targets) - set(clf.labels))
+        if unknown:
+            raise EmoBenchError(
+                f"{args.file}: --target_field {args.target_field!r} names {', '.join(unknown)}, "
+                f"which classifier {args.classifier!r} cannot name (its labels: "
+                f"{', '.join(clf.labels)})"
+            )
+    for scored in clf.classify(texts, targets):
         print(json.dumps(scored, ensure_ascii=False))
 
 
@@ -74,10 +92,22 @@ def discover(args: argparse.Namespace) -> None:
 
     if args.classifier is not None and not args.accepted_only:
         raise EmoBenchError("--classifier only applies with --accepted_only")
-    if args.what == "circuit" and args.accepted_only:
+    if args.what != "directions" and args.accepted_only:
         raise EmoBenchError("--accepted_only applies to `discover directions` only")
     model, tokenizer, name = load_model(dict(args.model_args or {}))
-    if args.what == "circuit":
+    if args.what == "attributes":
+        from emobench.discovery.attributes import discover_attributes
+
+        out = discover_attributes(
+            model,
+            tokenizer,
+            name,
+            args.out,
+            permutations=args.permutations,
+            fdr=args.fdr,
+            batch_size=args.batch_size,
+        )
+    elif args.what == "circuit":
         from emobench.discovery.circuit import discover_circuit
 
         out = discover_circuit(
@@ -105,6 +135,19 @@ def discover(args: argparse.Namespace) -> None:
     print(f"wrote {out / 'tensors.safetensors'} and {out / 'meta.json'}")
 
 
+def bench(args: argparse.Namespace) -> None:
+    from emobench.mainjob import run_main_job
+
+    run_main_job(
+        args.output_path,
+        controllers=[c for c in (args.controllers or "").split(",") if c] or None,
+        model_args=args.model_args_raw,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        sweep_items=args.sweep_items,
+    )
+
+
 def sweep(args: argparse.Namespace) -> None:
     from emobench.sweep import parse_grid, sweep
 
@@ -126,6 +169,26 @@ def analyze(args: argparse.Namespace) -> None:
     from emobench import artifacts
     from emobench.analysis.circuit import analyze_circuit
     from emobench.loading import load_model
+
+    if args.what == "attributes":
+        from emobench.analysis.attributes import analyze_attributes
+        from emobench.model import EmoBenchLM
+
+        meta = artifacts.read_meta(args.artifact, "emotion-attributes")
+        model_args = {"pretrained": meta["model"]["name"], **(args.model_args or {})}
+        lm = EmoBenchLM(**model_args, batch_size=args.batch_size, measure_fluency=False)
+        analyze_attributes(
+            lm,
+            args.artifact,
+            args.out,
+            meta,
+            task=args.task,
+            limit=args.limit,
+            top=args.top,
+            seeds=args.seeds,
+        )
+        print((Path(args.out) / "summary.md").read_text())
+        return
 
     meta = artifacts.read_meta(args.artifact, "emotion-circuit")
     model_args = {"pretrained": meta["model"]["name"], **(args.model_args or {})}

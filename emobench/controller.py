@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -40,6 +40,12 @@ class Controller:
     # The argument that sets how hard the controller pushes (steer's alpha, circuit's lam), or
     # None: sweeps plot accuracy and quality against it.
     strength: str | None = None
+    # Values of the strength knob (and other arguments) that `emobench bench` sweeps on the train
+    # split when the controller has no recommended setting; None: run as constructed.
+    sweep_grid: ClassVar[dict[str, list[Any]] | None] = None
+    # False for controllers that need arguments no default can supply (an ablation's neuron
+    # set): `emobench bench` leaves them out.
+    main_job: bool = True
     # Filled in by emobench.registry.create: the arguments this instance was built with
     # (defaults filled in), and those the user gave.
     args: dict[str, Any]
@@ -54,6 +60,20 @@ class Controller:
     def scope(self, model: Any, emotion: str) -> Iterator[None]:
         """Steer `model` toward `emotion` for the duration of the block; undo it on every exit."""
         yield
+
+    def task_scope(self, model: Any) -> contextlib.AbstractContextManager[None]:
+        """The controller's effect on requests that have no target emotion (log-likelihood
+        tasks such as emotion inference). A controller that only works through a target emotion
+        (its own `scope` or `messages`) cannot run them: it is refused rather than run as if it
+        were `none`. Override this (ablations do) to take part."""
+        base = Controller
+        if type(self).scope is not base.scope or type(self).messages is not base.messages:
+            raise EmoBenchError(
+                f"controller {self.spec()['name']!r} acts through a target emotion (its prompt "
+                "or hooks), and log-likelihood tasks have none; run them with a controller "
+                "that does not need one (none, ablate)"
+            )
+        return contextlib.nullcontext()
 
     def generation_kwargs(self) -> dict[str, Any]:
         """Overrides for the task's generation settings (for example a repetition penalty)."""

@@ -235,6 +235,30 @@ class EmoBenchLM(HFLM):
                 processors=processors,
             )
 
+    # ---- log-likelihood tasks (no target emotion: emotion inference) ------------------------
+    @contextlib.contextmanager
+    def _task_scope(self) -> Iterator[None]:
+        hooks_before = hook_count(self.model)
+        with self.controller.task_scope(self.model):
+            yield
+        if (left := hook_count(self.model) - hooks_before) != 0:
+            raise EmoBenchError(
+                f"controller {self.controller.spec()['name']!r} left {left} hook(s) on the model "
+                "after its task scope; a scope must remove every hook it adds on every exit"
+            )
+
+    def loglikelihood(
+        self, requests: list[Instance], disable_tqdm: bool = False
+    ) -> list[tuple[float, bool]]:
+        with self._task_scope():
+            return super().loglikelihood(requests, disable_tqdm)
+
+    def loglikelihood_rolling(
+        self, requests: list[Instance], disable_tqdm: bool = False
+    ) -> list[float]:
+        with self._task_scope():
+            return super().loglikelihood_rolling(requests, disable_tqdm)
+
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         groups: dict[str | None, list[int]] = {}
         for i, req in enumerate(requests):

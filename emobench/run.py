@@ -27,6 +27,9 @@ log = logging.getLogger("emobench")
 CPU_BATCH_SIZE, DEFAULT_BATCH_SIZE = "128", "16"
 # emobench's tasks and the SEV split each reads.
 OWN_TASKS = {"sev_emotion": "test", "sev_emotion_train": "train"}
+# emobench's log-likelihood tasks over GoEmotions (tasks/goemotions_inference) and their tag;
+# the GoEmotions split they read is `--metadata split=` (default dev).
+INFERENCE_TASKS = ("goemotions_inference", "goemotions_inference_ekman", "emobench_inference")
 
 
 def task_dir() -> str:
@@ -107,14 +110,19 @@ def check_output_path(path: str | None) -> None:
         ) from exc
 
 
-def check_data(tasks: str | list[str]) -> None:
+def check_data(tasks: str | list[str], metadata: dict[str, Any] | None = None) -> None:
     """Read and validate the SEV splits the tasks need before the model loads: a bad line or a
-    missing data directory is then the first thing a user sees, not something after a load."""
+    missing data directory is then the first thing a user sees, not something after a load.
+    For the GoEmotions tasks, the split's file must exist (lm-eval reads it after the load)."""
     from emobench.data import load_docs
 
     names = tasks.split(",") if isinstance(tasks, str) else [t for n in tasks for t in n.split(",")]
     for split in sorted({OWN_TASKS[n.strip()] for n in names if n.strip() in OWN_TASKS}):
         load_docs(split)
+    if any(n.strip() in INFERENCE_TASKS for n in names):
+        from emobench.classify.goemotions import DEFAULT_SPLIT, require_split
+
+        require_split(str((metadata or {}).get("split") or DEFAULT_SPLIT))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -127,7 +135,8 @@ def run(args: argparse.Namespace) -> None:
     args.model = args.model or "emobench"
     args.include_path = with_own_tasks(args.include_path)
     check_output_path(args.output_path)
-    check_data(args.tasks)
+    # lm-eval merges --metadata over --model_args before it builds the tasks.
+    check_data(args.tasks, {**(args.model_args or {}), **(args.metadata or {})})
     if args.model == "emobench":
         args.model_args = _emobench_model_args(args)
         # lm-eval passes --device to the model as well: one spelling, or a clear conflict.
@@ -156,7 +165,8 @@ def run(args: argparse.Namespace) -> None:
         if str(exc).startswith("Tasks not found"):
             missing = str(exc).partition(":")[2].strip()
             raise EmoBenchError(
-                f"unknown task(s) {missing}; emobench's tasks: {', '.join(OWN_TASKS)} "
+                f"unknown task(s) {missing}; emobench's tasks: "
+                f"{', '.join([*OWN_TASKS, *INFERENCE_TASKS[:2]])} "
                 "(`emobench ls tasks` lists every lm-eval task; "
                 "add your own with --include_path DIR)"
             ) from exc

@@ -1,188 +1,92 @@
-"""Collect emobench results files into leaderboard rows and render them."""
+"""Render leaderboard rows (emobench.leaderboard.collect) as a terminal table, Markdown, CSV,
+JSON and HTML; every format keeps the rankings apart."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import logging
 import math
 import os
 import secrets
-from collections.abc import Iterable
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from emobench.leaderboard.collect import COLUMNS, collect, rankings
 from tabulate import tabulate
 
 from emobench import EMOTIONS, VALENCES
 from emobench.errors import EmoBenchError
-from emobench.jsonl import json_error
-from emobench.record import finite, foreign_record, given_args, read_record, task_extras
 from emobench.report import percent
-from emobench.scoring.metrics import task_metrics
 
-log = logging.getLogger(__name__)  # under "emobench": the CLI prints it
+__all__ = ["FORMATS", "collect", "render", "write_all"]
 
-TASK = "sev_emotion"
-COLUMNS = [
-    "model",
+
+def wall(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, sec = divmod(round(seconds), 60)
+    return f"{minutes}m {sec:02d}s" if minutes else f"{sec}s"
+
+
+HEADERS = [
+    "rank",
     "controller",
-    "controller_args",
-    "classifier",
+    "args",
+    "model",
     "n",
-    "acc",
-    "acc_qa",
-    "macro_f1",
-    "gate_pass",
+    "acc %",
+    "judge-compatible %",
+    "quality-adj. acc %",
+    "macro-F1",
+    "gate pass %",
     "relevance",
     "ppl",
-    *[f"acc_{e}" for e in EMOTIONS],
-    *[f"acc_{v}" for v in VALENCES],
-    "date",
-    "file",
+    *EMOTIONS,
+    *[v[:3] for v in VALENCES],
+    "wall time",
 ]
 
 
-def _result_files(paths: Iterable[str | Path]) -> list[Path]:
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_file():
-            found.append(p)
-        elif p.is_dir():
-            found += sorted(p.rglob("results_*.json"))
-        else:
-            raise EmoBenchError(
-                f"{p} does not exist; pass an --output_path directory of an emobench run "
-                "or a results_*.json file"
-            )
-    return found
-
-
-def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any] | None:
-    if TASK not in results.get("results", {}):
-        return None
-    # A run of another lm-eval model (stock `--model hf`) has no record: it ranks as unsteered.
-    info = read_record(results) or foreign_record(results, TASK)
-    metrics = task_metrics(results, TASK)
-    extras = task_extras(results, TASK)
-    qa = extras.get("quality_adjusted") or {}
-    controller = info.get("controller", {})
-    return {
-        "model": info.get("model", "?"),
-        "controller": controller.get("name", "?"),
-        # The settings that ran: a controller's resolved defaults (spec "effective") over the
-        # arguments the user gave; the full spec stays in the results.
-        "controller_args": json.dumps(
-            {**given_args(controller, info), **(controller.get("effective") or {})},
-            sort_keys=True,
-        ),
-        "classifier": _classifier_name(info.get("classifier", {})),
-        "n": results.get("n-samples", {}).get(TASK, {}).get("effective"),
-        **{k: finite(metrics.get(k)) for k in COLUMNS if k.startswith("acc")},
-        "macro_f1": finite(extras.get("macro_f1")),
-        # Quality-adjusted accuracy: correct AND through the model's quality gate (emobench.gate).
-        "acc_qa": finite(qa.get("acc_qa")),
-        "gate_pass": finite(qa.get("gate_pass")),
-        "relevance": finite(metrics.get("relevance")),
-        "ppl": finite(metrics.get("ppl")),
-        "date": results.get("date"),
-        "file": source,
-    }
-
-
-def _classifier_name(spec: dict[str, Any]) -> str:
-    """Name plus the head's hash, so runs scored by different heads are never merged."""
-    sha = (spec.get("head") or {}).get("sha256")
-    return f"{spec.get('name', '?')}@{sha[:8]}" if sha else spec.get("name", "?")
-
-
-def _read_row(path: Path) -> dict[str, Any] | str:
-    """The leaderboard row of one results file, or why the file has none."""
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        return f"not valid JSON ({json_error(exc)})"
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"unreadable ({exc})"
-    if not isinstance(results, dict) or not isinstance(results.get("results"), dict):
-        return "not an lm-eval results file (no 'results' object)"
-    if TASK not in results["results"]:
-        return f"lm-eval results without {TASK}"
-    try:
-        return row_from_results(results, str(path)) or f"no {TASK} results"
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        return f"malformed {TASK} results ({type(exc).__name__}: {exc})"
-
-
-def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """One row per (model, controller + args, classifier, n): the newest run wins.
-
-    A path that does not exist is an error; a file that holds no emobench results (damaged,
-    or another task's) is skipped with a warning that names it and says why.
-    """
-    newest: dict[tuple, dict[str, Any]] = {}
-    for path in _result_files(paths):
-        row = _read_row(path)
-        if isinstance(row, str):
-            log.warning("%s: skipped: %s", path, row)
-            continue
-        key = (row["model"], row["controller"], row["controller_args"], row["classifier"], row["n"])
-        if key not in newest or (row["date"] or 0) >= (newest[key]["date"] or 0):
-            newest[key] = row
-    return sorted(newest.values(), key=lambda r: (-(r["acc"] or 0), r["controller"]))
-
-
-def _display_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    headers = [
-        "rank",
-        "controller",
-        "args",
-        "model",
-        "classifier",
-        "n",
-        "acc %",
-        "quality-adj. acc %",
-        "macro-F1",
-        "gate pass %",
-        "relevance",
-        "ppl",
-        *EMOTIONS,
-        *[v[:3] for v in VALENCES],
+def cells(r: dict[str, Any]) -> list[Any]:
+    args = "" if r["controller_args"] == "{}" else r["controller_args"]
+    return [
+        r["rank"],
+        r["controller"],
+        args,
+        r["model"],
+        r["n"],
+        percent(r["acc"]),
+        percent(r.get("acc_match")),
+        percent(r.get("acc_qa")),
+        percent(r.get("macro_f1")),
+        percent(r.get("gate_pass")),
+        "" if r.get("relevance") is None else f"{r['relevance']:.3f}",
+        "" if r.get("ppl") is None else f"{r['ppl']:.2f}",
+        *[percent(r[f"acc_{e}"]) for e in EMOTIONS],
+        *[percent(r[f"acc_{v}"]) for v in VALENCES],
+        wall(r.get("wall_seconds")),
     ]
-    body = []
-    for i, r in enumerate(rows, start=1):
-        args = "" if r["controller_args"] == "{}" else r["controller_args"]
-        body.append(
-            [
-                i,
-                r["controller"],
-                args,
-                r["model"],
-                r["classifier"],
-                r["n"],
-                percent(r["acc"]),
-                percent(r.get("acc_qa")),
-                percent(r.get("macro_f1")),
-                percent(r.get("gate_pass")),
-                "" if r.get("relevance") is None else f"{r['relevance']:.3f}",
-                "" if r.get("ppl") is None else f"{r['ppl']:.2f}",
-                *[percent(r[f"acc_{e}"]) for e in EMOTIONS],
-                *[percent(r[f"acc_{v}"]) for v in VALENCES],
-            ]
-        )
-    return headers, body
+
+
+def tables(rows: list[dict[str, Any]]) -> list[tuple[str, list[list[Any]]]]:
+    """(ranking title, table body) per ranking."""
+    return [(title, [cells(r) for r in group]) for title, group in rankings(rows)]
 
 
 def render_terminal(rows: list[dict[str, Any]]) -> str:
-    headers, body = _display_rows(rows)
-    return tabulate(body, headers=headers, tablefmt="simple", disable_numparse=True)
+    return "\n\n".join(
+        f"{title}\n" + tabulate(body, headers=HEADERS, tablefmt="simple", disable_numparse=True)
+        for title, body in tables(rows)
+    )
 
 
 def render_markdown(rows: list[dict[str, Any]]) -> str:
-    headers, body = _display_rows(rows)
-    return tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)
+    return "\n\n".join(
+        f"### {title}\n\n"
+        + tabulate(body, headers=HEADERS, tablefmt="github", disable_numparse=True)
+        for title, body in tables(rows)
+    )
 
 
 def render_csv(rows: list[dict[str, Any]]) -> str:
@@ -193,15 +97,11 @@ def render_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def render_html(rows: list[dict[str, Any]]) -> str:
-    from jinja2 import Environment, select_autoescape
+def render_html(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]] | None = None) -> str:
+    """The full HTML report (emobench.leaderboard.report); `sweeps` as frontier.load_sweeps."""
+    from emobench.leaderboard.report import render_report
 
-    template_text = (
-        files("emobench.leaderboard") / "templates" / "leaderboard.html.j2"
-    ).read_text()
-    env = Environment(autoescape=select_autoescape(default=True))
-    headers, body = _display_rows(rows)
-    return env.from_string(template_text).render(headers=headers, rows=body, task=TASK)
+    return render_report(rows, sweeps)
 
 
 def _json_safe(value: Any) -> Any:
@@ -247,7 +147,40 @@ def _out_dir(out: str | Path) -> Path:
     return out
 
 
-def write_all(rows: list[dict[str, Any]], out: str | Path | None) -> str:
+FORMATS = {
+    "table": render_terminal,
+    "markdown": render_markdown,
+    "csv": render_csv,
+    "json": render_json,
+    "html": render_html,
+}
+
+
+def render(rows: list[dict[str, Any]], fmt: str, sweeps: list[dict[str, Any]] | None = None) -> str:
+    if fmt not in FORMATS:
+        raise EmoBenchError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "html":
+        return render_html(rows, sweeps)
+    return FORMATS[fmt](rows)
+
+
+def write_one(text: str, path: str | Path) -> None:
+    path = Path(path)
+    if path.is_dir():
+        raise EmoBenchError(f"-o {path} is a directory; pass a file name (or use --out DIR)")
+    try:
+        _write_atomic(path, text if text.endswith("\n") else text + "\n")
+    except OSError as exc:
+        raise EmoBenchError(
+            f"-o {path}: cannot write ({exc.strerror or exc}); pass a writable path"
+        ) from exc
+
+
+def write_all(
+    rows: list[dict[str, Any]],
+    out: str | Path | None,
+    sweeps: list[dict[str, Any]] | None = None,
+) -> str:
     """Write leaderboard.{md,csv,json,html} to `out` (if given); return the terminal table."""
     if out is not None:
         folder = _out_dir(out)
@@ -257,7 +190,7 @@ def write_all(rows: list[dict[str, Any]], out: str | Path | None) -> str:
             "leaderboard.md": render_markdown(rows) + "\n",
             "leaderboard.csv": render_csv(rows),
             "leaderboard.json": render_json(rows),
-            "leaderboard.html": render_html(rows),
+            "leaderboard.html": render_html(rows, sweeps),
         }
         for name, text in rendered.items():
             try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from emobench.controllers.prompt import PromptController
 
@@ -121,3 +121,21 @@ class ScopedPromptController(PromptController):
     @contextlib.contextmanager
     def scope(self, model: Any, emotion: str) -> Iterator[None]:
         yield
+
+
+class KnobController(Controller):
+    """A controller with a strength knob and a sweep grid but no recommended setting: the main
+    job must sweep it on the train split before its test run."""
+
+    name = "knob"
+    strength = "gain"
+    sweep_grid: ClassVar[dict[str, list[Any]]] = {"gain": [0, 2]}
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = float(gain)
+
+    def messages(self, doc: dict[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        if self.gain <= 0:
+            return messages
+        shout = {"role": "system", "content": f"Reply with strong {doc['target_emotion']}."}
+        return [shout, *messages[1:]]

@@ -105,11 +105,22 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     assert set(scored["quality"]) >= {"relevance", "distinct_2", "truncated", "two_sentences"}
     assert scored["text"] == samples[0]["resps"][0][0]
     assert samples[0]["acc"] == float(scored["label"] == samples[0]["doc"]["target_emotion"])
+    # The judge-compatible verdict rides beside the forced choice, by the rule the record names.
+    thresholds = record["classifier"]["match"]["thresholds"]
+    for s in samples:
+        verdict = json.loads(s["filtered_resps"][0])
+        target = s["doc"]["target_emotion"]
+        assert verdict["match"] == (verdict["probs"][target] >= thresholds[target])
+        assert s["acc_match"] == float(verdict["match"])
+    assert block["acc_match,classify"] == pytest.approx(
+        sum(s["acc_match"] for s in samples) / len(samples)
+    )
 
     rescored = emobench("score", str(samples_file), "--out", str(tmp_path / "score.json"))
     assert rescored.returncode == 0, rescored.stderr[-2000:]
     again = json.loads((tmp_path / "score.json").read_text())
     assert again["acc"] == pytest.approx(block["acc,classify"])  # same classifier, same verdicts
+    assert again["acc_match"] == pytest.approx(block["acc_match,classify"])
     assert again["agreement_with_run"]["cohen_kappa"] == pytest.approx(1.0)
     assert sum(map(sum, again["confusion"]["matrix"])) == 12
     assert "confusion (rows: target, columns: predicted)" in rescored.stdout

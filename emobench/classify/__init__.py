@@ -27,18 +27,48 @@ class Classifier:
         """(len(texts), len(labels)) probabilities; called once per task with every text."""
         raise NotImplementedError
 
-    def classify(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+    def match_thresholds(self) -> dict[str, float] | None:
+        """Per-target probability thresholds of the judge-compatible verdict, or None when the
+        classifier has none (its verdict is then the forced choice: label == target)."""
+        return None
+
+    def match_rule(self) -> dict[str, Any]:
+        """How `match` decides, for the record of a run."""
+        thresholds = self.match_thresholds()
+        if thresholds is None:
+            return {"rule": "forced choice: the most probable label is the target"}
+        return {
+            "rule": "the target's probability reaches the target's threshold",
+            "thresholds": {k: round(float(v), 4) for k, v in thresholds.items()},
+        }
+
+    def classify(
+        self, texts: Sequence[str], targets: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """`label` (the most probable label) and `probs` per text; with `targets`, also `match`:
+        does the text express its target emotion (the reference judge's question), by
+        `match_rule`."""
+        if targets is not None:
+            if len(targets) != len(texts):
+                raise ValueError(f"{len(texts)} texts but {len(targets)} targets")
+            self.require_labels(sorted(set(targets)))
         probs = self.predict_proba(list(texts))
+        thresholds = self.match_thresholds() if targets is not None else None
         out = []
-        for row in probs:
-            out.append(
-                {
-                    "label": self.labels[int(np.argmax(row))],
-                    "probs": {
-                        lab: round(float(p), 6) for lab, p in zip(self.labels, row, strict=True)
-                    },
-                }
-            )
+        for i, row in enumerate(probs):
+            label = self.labels[int(np.argmax(row))]
+            scored: dict[str, Any] = {
+                "label": label,
+                "probs": {lab: round(float(p), 6) for lab, p in zip(self.labels, row, strict=True)},
+            }
+            if targets is not None:
+                target = targets[i]
+                if thresholds is None or target not in thresholds:
+                    scored["match"] = label == target
+                else:
+                    p_target = float(row[self.labels.index(target)])
+                    scored["match"] = p_target >= thresholds[target]
+            out.append(scored)
         return out
 
     def require_labels(self, needed: Sequence[str]) -> None:
@@ -56,6 +86,7 @@ class Classifier:
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "args": dict(getattr(self, "args", {})),
             "labels": list(self.labels),
+            "match": self.match_rule(),
             "emobench_version": __version__,
         }
 

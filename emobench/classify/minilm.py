@@ -67,6 +67,10 @@ class MiniLMClassifier(Classifier):
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
+    def match_thresholds(self) -> dict[str, float] | None:
+        thresholds = (self.meta.get("match") or {}).get("thresholds")
+        return {str(k): float(v) for k, v in thresholds.items()} if thresholds else None
+
     def spec(self) -> dict[str, Any]:
         spec = super().spec()
         spec["head"] = {

@@ -30,6 +30,7 @@ from emobench import EMOTIONS, __version__
 from emobench.classify.augment import AUGMENTATIONS, augment
 from emobench.classify.encoder import shared_encoder
 from emobench.classify.lexical import NGRAMS, Lexical, combine
+from emobench.classify.thresholds import choose_thresholds
 from emobench.data import file_sha256
 from emobench.errors import DataError
 from emobench.jsonl import read_jsonl
@@ -107,6 +108,30 @@ def _proba(weight: np.ndarray, bias: np.ndarray, x: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
+def _match_rate(
+    probs: np.ndarray, labels: tuple[str, ...], targets: list[str], thresholds: dict[str, float]
+) -> float:
+    hits = [p[labels.index(t)] >= thresholds[t] for p, t in zip(probs, targets, strict=True)]
+    return round(float(np.mean(hits)), 4)
+
+
+def _rejected_report(
+    path: Path, labels: tuple[str, ...], thresholds: dict[str, float] | None, proba: Any
+) -> dict[str, Any]:
+    """How the head treats the held-out replies the judge rejected (few; reported only)."""
+    texts, targets, _ = load_judged(path)
+    probs = proba(shared_encoder().encode(texts), texts)
+    predicted = np.array(labels)[probs.argmax(axis=1)]
+    report: dict[str, Any] = {
+        "file": path.name,
+        "n": len(texts),
+        "read_as_target": round(float((predicted == np.array(targets)).mean()), 4),
+    }
+    if thresholds is not None:
+        report["match_rate"] = _match_rate(probs, labels, targets, thresholds)
+    return report
+
+
 def train(out: Path, head: str = "emo7", seed: int = 0) -> dict[str, Any]:
     from sklearn.model_selection import GroupKFold, StratifiedKFold
 
@@ -135,6 +160,7 @@ def train(out: Path, head: str = "emo7", seed: int = 0) -> dict[str, Any]:
     degraded = {fn.__name__: [fn(t, rng) for t in t_text] for fn in AUGMENTATIONS}
     degraded_x = {name: enc.encode(texts, progress=True) for name, texts in degraded.items()}
 
+    match_data: tuple[np.ndarray, list[str]] | None = None
     if head == "sev6":
         labels: tuple[str, ...] = EMOTIONS
         scores = []
@@ -208,6 +234,21 @@ def train(out: Path, head: str = "emo7", seed: int = 0) -> dict[str, Any]:
         lexical = Lexical.fit(base_t + g_text)
         all_x = combine(np.vstack([base_x, g_x]), lexical.transform(base_t + g_text))
         clf = _fit(all_x, base_y + g_y, c, w, seed)
+        # SEV train replies out of fold (grouped by skeleton), for the match thresholds.
+        s_oof = np.zeros((len(s_text), len(labels)), dtype=np.float32)
+        for tr, te in GroupKFold(n_splits=5).split(s_x, s_y, s_groups):
+            texts = [s_text[i] for i in tr] + g_text
+            lex = Lexical.fit(texts)
+            fold = _fit(
+                combine(np.vstack([s_x[tr], g_x]), lex.transform(texts)),
+                [s_y[i] for i in tr] + g_y,
+                c,
+                w,
+                seed,
+            )
+            fw, fb = _ordered(fold, labels)
+            s_oof[te] = _proba(fw, fb, combine(s_x[te], lex.transform([s_text[i] for i in te])))
+        match_data = (np.vstack([s_oof, oof]), s_y + g_y)
     else:
         raise ValueError(f"unknown head {head!r}; use emo7 or sev6")
 
@@ -216,6 +257,24 @@ def train(out: Path, head: str = "emo7", seed: int = 0) -> dict[str, Any]:
 
     weight, bias = _ordered(clf, labels)
     t_probs = _proba(weight, bias, feats(t_x, t_text))
+    thresholds: dict[str, float] | None = None
+    if match_data is not None:
+        # Replies the judge rejected (never trained on) are negatives for their own target.
+        r_text, r_y, _ = load_judged(src / "train_rejected.jsonl")
+        r_probs = _proba(weight, bias, feats(enc.encode(r_text), r_text))
+        probs, truth = match_data
+        rejected = list(zip(r_probs, r_y, strict=True))
+        chosen = choose_thresholds(probs, labels, truth, EMOTIONS, rejected=rejected)
+        thresholds = {e: v["threshold"] for e, v in chosen.items()}
+        meta["match"] = {
+            "rule": "the target's probability reaches the target's threshold",
+            "thresholds": thresholds,
+            "chosen_on": "out-of-fold probabilities of judged/train_accepted.jsonl (5 folds "
+            "grouped by skeleton) and goemotions/dev.csv (the CV folds above), with "
+            f"judged/train_rejected.jsonl ({len(r_text)} replies) as negatives for their target",
+            "by": "Youden's J (true-positive rate - false-positive rate) per target",
+            "per_target": chosen,
+        }
     fc_probs, fc_pred = _forced_choice(t_probs, labels)
     heldout = {
         "file": "judged/test_accepted.jsonl",
@@ -224,6 +283,13 @@ def train(out: Path, head: str = "emo7", seed: int = 0) -> dict[str, Any]:
         "forced_choice_accuracy": round(float((fc_pred == t_y_arr).mean()), 4),
         "accuracy": round(float((np.array(labels)[t_probs.argmax(1)] == t_y_arr).mean()), 4),
         "forced_choice_ece": round(expected_calibration_error(fc_probs, fc_pred == t_y_arr), 4),
+        "match_rate": None if thresholds is None else _match_rate(t_probs, labels, t_y, thresholds),
+        "rejected": _rejected_report(
+            src / "test_rejected.jsonl",
+            labels,
+            thresholds,
+            lambda x, t: _proba(weight, bias, feats(x, t)),
+        ),
         "degraded_forced_choice_accuracy": {
             name: _accuracy(
                 _forced_choice(_proba(weight, bias, feats(x, degraded[name])), labels)[1], t_y_arr

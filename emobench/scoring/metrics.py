@@ -36,6 +36,10 @@ def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[st
     hit = scored["label"] == target
     correct = float(hit)
     out: dict[str, Any] = {"acc": correct}
+    # The judge-compatible verdict (Classifier.match_rule), for comparison with judged numbers;
+    # None in samples scored before it existed, so that the run's value is NaN, not a guess.
+    match = scored.get("match")
+    out["acc_match"] = None if match is None else float(bool(match))
     for emotion in EMOTIONS:
         out[f"acc_{emotion}"] = correct if target == emotion else None
     for valence in VALENCES:
@@ -116,7 +120,7 @@ def task_metrics(results: Mapping[str, Any], task: str = "sev_emotion") -> dict[
         metric, _, _filter = key.partition(",")
         if "stderr" in metric or not isinstance(value, (int, float)):
             continue
-        if metric == "acc" or metric in BREAKDOWNS or metric in QUALITY:
+        if metric in ("acc", "acc_match") or metric in BREAKDOWNS or metric in QUALITY:
             out[metric] = float(value)
     return out
 

@@ -71,6 +71,7 @@ def summarize(
     qualities: list[dict[str, Any] | None] | None = None,
     gate: QualityGate | None = None,
     classifier_labels: tuple[str, ...] = (),
+    matches: list[bool] | None = None,
 ) -> dict[str, Any]:
     """Accuracy, slices, macro-F1 and confusion for (doc, predicted label) pairs; with the
     replies' quality measures also their means and the quality-adjusted accuracy. The same
@@ -80,10 +81,14 @@ def summarize(
         quality = qualities[i] if qualities is not None else None
         checks = gate.checks(quality) if gate is not None and quality else None
         scored = {"label": label, "probs": classifier_labels, "quality": quality, "gate": checks}
+        if matches is not None:
+            scored["match"] = matches[i]
         rows.append(sample_metrics(doc, scored))
     agg = aggregate(rows)
     out: dict[str, Any] = {"n": len(docs)}
     out |= {k: agg[k] for k in ("acc", *BREAKDOWNS, "macro_f1", "confusion")}
+    if matches is not None:
+        out["acc_match"] = agg["acc_match"]
     if qualities is not None and all(q is not None for q in qualities):
         out |= {name: agg[name] for name in QUALITY if name in agg}
         out["quality_adjusted"] = {k: agg[k] for k in QA_KEYS} | {"gate": describe(gate)}
@@ -104,8 +109,9 @@ def score_samples(
     samples = read_samples(path)
     docs = [s["doc"] for s in samples]
     texts = [s["text"] for s in samples]
-    scored = classifier.classify(texts)
+    scored = classifier.classify(texts, [d["target_emotion"] for d in docs])
     labels = [s["label"] for s in scored]
+    matches = [bool(s["match"]) for s in scored]
     qualities = measure_quality(docs, texts)
     run = read_record(results_beside(path) or {}) or {}
     if fluency:
@@ -129,11 +135,11 @@ def score_samples(
         q["ppl"] = p
     if gate is None and run.get("model"):
         gate = gate_for(run["model"])
-    result = summarize(docs, labels, qualities, gate, tuple(classifier.labels))
+    result = summarize(docs, labels, qualities, gate, tuple(classifier.labels), matches)
     result["classifier"] = classifier.spec()
     result["per_sample"] = [
-        {"key": d.get("key"), "label": lab, "quality": q}
-        for d, lab, q in zip(docs, labels, qualities, strict=True)
+        {"key": d.get("key"), "label": lab, "match": m, "quality": q}
+        for d, lab, m, q in zip(docs, labels, matches, qualities, strict=True)
     ]
     originals = [s["original"] for s in samples]
     if all(o is not None for o in originals):
@@ -160,7 +166,11 @@ def as_results(result: dict[str, Any], samples_path: str | Path, task: str = "se
     import time
 
     original = results_beside(samples_path) or {}
-    metrics = {k: result[k] for k in ("acc", *BREAKDOWNS, "macro_f1", "confusion")}
+    metrics = {
+        k: result[k]
+        for k in ("acc", "acc_match", *BREAKDOWNS, "macro_f1", "confusion")
+        if k in result
+    }
     metrics |= {k: result[k] for k in QUALITY if k in result}
     qa = dict(result.get("quality_adjusted") or {})
     gate = qa.pop("gate", None)

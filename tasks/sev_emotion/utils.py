@@ -77,7 +77,7 @@ def doc_to_text(doc: dict[str, Any]) -> str:
 class ClassifyFilter(Filter):
     """Score every generation of the task in one batched classifier call.
 
-    Each response becomes a JSON string {text, label, probs, classifier, quality, gate}: a
+    Each response becomes a JSON string {text, label, probs, match, classifier, quality, gate}: a
     string, because lm-eval writes filtered responses to the samples log with str(). Perplexity
     and the quality gate come with the emobench model's replies (emobench.reply); under other
     lm-eval models there are none, and quality-adjusted accuracy is NaN.
@@ -91,7 +91,7 @@ class ClassifyFilter(Filter):
         if any(len(r) != 1 for r in resps):
             log.warning("sev_emotion scores the first of several responses per doc (repeats > 1)")
         texts = [r[0] for r in resps]
-        scored = clf.classify(texts)
+        scored = clf.classify(texts, [d["target_emotion"] for d in docs])
         name = clf.spec()["name"]
         out = []
         for text, verdict, quality in zip(texts, scored, measure_quality(docs, texts), strict=True):

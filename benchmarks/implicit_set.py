@@ -1,0 +1,67 @@
+"""How the shared classifier reads emotion that is shown, not named: the hand-written validation
+set in tests/data/implicit/ (never used for training or thresholds).
+
+    python benchmarks/implicit_set.py [--classifiers minilm,minilm-sev6] [--json FILE]
+
+Printed per classifier and emotion: accuracy of the most probable label (7 labels; neutral for
+the bland lines), the forced choice among the six emotions (what SEV's accuracy counts; not for
+neutral), and the judge-compatible match rate (the target's probability reaches its threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from emobench import EMOTIONS
+from emobench.classify import get_classifier
+from emobench.jsonl import read_jsonl
+
+SET = Path(__file__).resolve().parents[1] / "tests" / "data" / "implicit" / "implicit_emotion.jsonl"
+
+
+def measure(name: str, lines: list[dict]) -> dict[str, dict[str, float]]:
+    clf = get_classifier(name)
+    emotional = [x for x in lines if x["emotion"] in EMOTIONS]
+    bland = [x for x in lines if x["emotion"] not in EMOTIONS]
+    scored = clf.classify([x["text"] for x in emotional], [x["emotion"] for x in emotional])
+    scored += clf.classify([x["text"] for x in bland])
+    by: dict[str, list[dict]] = defaultdict(list)
+    for s, line in zip(scored, emotional + bland, strict=True):
+        target = line["emotion"]
+        row = {"accuracy": s["label"] == target}
+        if target in EMOTIONS:
+            row["forced_choice"] = max(EMOTIONS, key=lambda e: s["probs"][e]) == target
+            row["match"] = bool(s["match"])
+        for key in (target, f"{target}/{line['kind']}"):
+            by[key].append(row)
+    return {
+        key: {"n": len(rows)} | {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+        for key, rows in sorted(by.items())
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--classifiers", default="minilm")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    lines = [record for _, record in read_jsonl(SET)]
+    report = {name: measure(name, lines) for name in args.classifiers.split(",")}
+    for name, rows in report.items():
+        print(f"\n{name}: {len(lines)} lines of {SET.name}")
+        print(f"  {'emotion[/kind]':<24}{'n':>5}{'label %':>10}{'forced %':>10}{'match %':>10}")
+        for key, r in rows.items():
+            cells = [
+                f"{100 * r[k]:>10.1f}" if k in r else f"{'':>10}"
+                for k in ("accuracy", "forced_choice", "match")
+            ]
+            print(f"  {key:<24}{r['n']:>5}" + "".join(cells))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

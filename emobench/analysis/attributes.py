@@ -1,0 +1,188 @@
+"""`emobench analyze attributes ARTIFACT --out DIR`: does knocking out an attribute's neurons hurt
+emotion inference more than knocking out as many random neurons, and does the harm follow how much
+the attribute matters to humans? (Li et al., iScience 2024, the causal test.)
+
+For every attribute: the emotion-inference task (an lm-eval multiple-choice task, default
+`goemotions_inference_ekman`) runs with the attribute's top neurons zeroed (`ablate`), and with
+`seeds` random sets of the same size and the same count per layer. Per doc, the probability the
+model gives the gold emotion among the choices is compared, paired, between the attribute's
+ablation and the mean of the random ones (Wilcoxon signed-rank). The attributes' excess accuracy
+drops (attribute minus random) are then rank-correlated with each attribute's importance in human
+similarity space (artifact `attribute_importance`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr, wilcoxon
+
+from emobench.controller import Controller, create_controller
+from emobench.model import EmoBenchLM
+
+DEFAULT_TASK = "goemotions_inference_ekman"
+
+
+def gold_probabilities(samples: list[dict[str, Any]]) -> dict[int, tuple[float, bool]]:
+    """{doc_id: (probability of the gold choice among the choices, correct)} from lm-eval's
+    samples of a multiple-choice task."""
+    out = {}
+    for s in samples:
+        lls = np.array([float(r[0]) for r in s["filtered_resps"]])
+        probs = np.exp(lls - lls.max())
+        probs /= probs.sum()
+        gold = int(s["target"])
+        out[int(s["doc_id"])] = (float(probs[gold]), bool(np.argmax(lls) == gold))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _task_manager() -> Any:
+    """Indexing lm-eval's task folders takes seconds: once per process, not once per condition."""
+    from lm_eval.tasks import TaskManager
+
+    from emobench.run import task_dir
+
+    return TaskManager(include_path=task_dir())
+
+
+def evaluate(lm: EmoBenchLM, controller: Controller, task: str, limit: int | None) -> dict:
+    from lm_eval import simple_evaluate
+
+    lm.controller = controller
+    results = simple_evaluate(
+        model=lm,
+        tasks=[task],
+        limit=limit,
+        log_samples=True,
+        task_manager=_task_manager(),
+        verbosity="WARNING",
+    )
+    return gold_probabilities(results["samples"][task])
+
+
+def _accuracy(per_doc: dict[int, tuple[float, bool]]) -> float:
+    return float(np.mean([c for _, c in per_doc.values()]))
+
+
+def analyze_attributes(
+    lm: EmoBenchLM,
+    artifact: str | Path,
+    out: str | Path,
+    meta: dict[str, Any],
+    task: str = DEFAULT_TASK,
+    limit: int | None = 140,
+    top: int = 100,
+    seeds: int = 3,
+) -> dict[str, Any]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = evaluate(lm, create_controller("none"), task, limit)
+    docs = sorted(base)
+    rows: dict[str, Any] = {}
+    for attribute in meta["attributes"]:
+        args = {"attribute": attribute, "top": top, "artifact": str(artifact)}
+        ablated = evaluate(lm, create_controller("ablate", **args), task, limit)
+        randoms = [
+            evaluate(lm, create_controller("ablate", **args, random=s), task, limit)
+            for s in range(1, seeds + 1)
+        ]
+        p_attr = np.array([ablated[d][0] for d in docs])
+        p_rand = np.array([[r[d][0] for d in docs] for r in randoms]).mean(axis=0)
+        diff = p_rand - p_attr
+        test = wilcoxon(diff, zero_method="zsplit") if np.any(diff != 0) else None
+        rand_accs = [_accuracy(r) for r in randoms]
+        rows[attribute] = {
+            "accuracy": _accuracy(ablated),
+            "random_accuracy": float(np.mean(rand_accs)),
+            "random_accuracies": rand_accs,
+            "drop": _accuracy(base) - _accuracy(ablated),
+            "random_drop": _accuracy(base) - float(np.mean(rand_accs)),
+            "gold_probability": float(p_attr.mean()),
+            "random_gold_probability": float(p_rand.mean()),
+            "wilcoxon_p": None if test is None else float(test.pvalue),
+        }
+        rows[attribute]["excess_drop"] = rows[attribute]["drop"] - rows[attribute]["random_drop"]
+    importance = meta["attribute_importance"]["values"]
+    names = list(rows)
+    excess = [rows[a]["excess_drop"] for a in names]
+    corr = spearmanr([importance[a] for a in names], excess)
+    result = {
+        "artifact": str(artifact),
+        "model": meta["model"].get("name"),
+        "task": task,
+        "docs": len(docs),
+        "limit": limit,
+        "top": top,
+        "seeds": seeds,
+        "baseline_accuracy": _accuracy(base),
+        "attributes": rows,
+        "importance": importance,
+        "importance_vs_excess_drop": {
+            "spearman": None if math.isnan(corr.statistic) else float(corr.statistic),
+            "p": None if math.isnan(corr.pvalue) else float(corr.pvalue),
+        },
+    }
+    (out / "analysis.json").write_text(json.dumps(result, indent=2) + "\n")
+    _plot(result, out / "ablation.png")
+    (out / "summary.md").write_text(summary(result))
+    return result
+
+
+def _plot(result: dict[str, Any], path: Path) -> None:
+    from emobench.analysis.plots import _pyplot
+
+    plt = _pyplot()
+    names = list(result["attributes"])
+    rows = [result["attributes"][a] for a in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    x = np.arange(len(names))
+    left.bar(x - 0.2, [100 * r["drop"] for r in rows], 0.4, label="attribute's top neurons")
+    left.bar(x + 0.2, [100 * r["random_drop"] for r in rows], 0.4, label="random, same layers")
+    left.set_xticks(x, names, rotation=60, ha="right")
+    left.set_ylabel("accuracy drop (points)")
+    left.set_title(f"{result['task']}: knock-out of {result['top']} neurons")
+    left.legend()
+    imp = [result["importance"][a] for a in names]
+    right.scatter(imp, [100 * r["excess_drop"] for r in rows])
+    for a, xi, yi in zip(names, imp, [100 * r["excess_drop"] for r in rows], strict=True):
+        right.annotate(a, (xi, yi), fontsize=7)
+    right.set_xlabel("importance in human similarity space (Spearman with judgements)")
+    right.set_ylabel("excess drop over random (points)")
+    corr = result["importance_vs_excess_drop"]["spearman"]
+    right.set_title("importance vs harm" + ("" if corr is None else f" (rho = {corr:.2f})"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def summary(result: dict[str, Any]) -> str:
+    corr = result["importance_vs_excess_drop"]
+    lines = [
+        f"# Attribute neurons and emotion inference: {result['model']}",
+        "",
+        f"Task `{result['task']}`, {result['docs']} docs; knock-out of each attribute's top "
+        f"{result['top']} neurons against {result['seeds']} random sets of the same size and "
+        f"layer counts. Baseline accuracy {_pct(result['baseline_accuracy'])} %.",
+        "",
+        "| attribute | importance | acc % | random acc % | excess drop (points) | Wilcoxon p |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for a, r in result["attributes"].items():
+        p = "" if r["wilcoxon_p"] is None else f"{r['wilcoxon_p']:.3g}"
+        lines.append(
+            f"| {a} | {result['importance'][a]:.3f} | {_pct(r['accuracy'])} | "
+            f"{_pct(r['random_accuracy'])} | {100 * r['excess_drop']:+.1f} | {p} |"
+        )
+    rho = "n/a" if corr["spearman"] is None else f"{corr['spearman']:.3f} (p = {corr['p']:.3g})"
+    lines += ["", f"Spearman correlation of importance with excess drop: {rho}.", ""]
+    return "\n".join(lines)

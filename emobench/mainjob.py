@@ -1,0 +1,113 @@
+"""`emobench bench`: the main job in one command.
+
+Every installed controller that runs unattended (`Controller.main_job`; `ablate` needs a neuron
+set and is for analyses), on one model, over the full SEV test split, each run with its own
+journal so that an interrupted job resumes where it stopped; a controller with a strength knob
+and a `sweep_grid` but no recommended setting is swept on the *train* split first and runs at
+the best quality-adjusted point; then the leaderboard of everything under --output_path.
+
+    emobench bench [--controllers none,prompt,...] [--model_args pretrained=...] [--limit N]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from emobench.controller import ArtifactController, create_controller
+from emobench.errors import EmoBenchError
+from emobench.registry import CONTROLLERS, installed, load_class
+
+TASK = "sev_emotion"
+
+
+def main_job_controllers() -> list[str]:
+    """Installed controllers that the main job runs, built-ins first."""
+    builtins = ["none", "prompt", "steer", "circuit"]
+    names = [
+        n for n in installed(CONTROLLERS) if getattr(load_class(CONTROLLERS, n), "main_job", True)
+    ]
+    return [n for n in builtins if n in names] + sorted(set(names) - set(builtins))
+
+
+def needs_sweep(name: str) -> dict[str, list[str]] | None:
+    """The controller's sweep grid when it has one and no recommended setting to run at."""
+    grid = getattr(load_class(CONTROLLERS, name), "sweep_grid", None)
+    if not grid:
+        return None
+    controller = create_controller(name)
+    if isinstance(controller, ArtifactController) and controller.recommended():
+        return None
+    return {k: [str(v) for v in values] for k, values in grid.items()}
+
+
+def _controller_args(args: dict[str, Any]) -> list[str]:
+    return ["--controller_args", ",".join(f"{k}={v}" for k, v in args.items())] if args else []
+
+
+def run_main_job(
+    output_path: str | Path,
+    controllers: list[str] | None = None,
+    model_args: list[str] | None = None,
+    limit: int | None = None,
+    batch_size: str | None = None,
+    sweep_items: int = 12,
+) -> list[dict[str, Any]]:
+    from emobench.leaderboard.render import collect, write_all
+    from emobench.sweep import sweep
+
+    out = Path(output_path)
+    names = controllers or main_job_controllers()
+    # A "module:Class" path is a plugin that is not installed under an entry point.
+    unknown = sorted(n for n in set(names) - set(installed(CONTROLLERS)) if ":" not in n)
+    if unknown:
+        raise EmoBenchError(
+            f"--controllers: {', '.join(unknown)} not installed; installed: "
+            f"{', '.join(installed(CONTROLLERS))}"
+        )
+    shared = ["--model_args", *model_args] if model_args else []
+    if batch_size:
+        shared += ["--batch_size", str(batch_size)]
+    timings = []
+    for i, name in enumerate(names, start=1):
+        args: dict[str, Any] = {}
+        grid = needs_sweep(name)
+        if grid is not None:
+            print(f"[{i}/{len(names)}] {name}: no recommended setting; sweeping {grid} on train")
+            folder = out / "sweeps" / name
+            sweep(name, grid, folder, folder / "work", items=sweep_items, extra=shared)
+            chosen = json.loads((folder / "recommended.json").read_text())
+            args = {k: chosen[k] for k in grid if k in chosen}
+        print(f"[{i}/{len(names)}] {name}: full {TASK} run (journal {out / f'{name}-cache'})")
+        command = [
+            sys.executable,
+            "-m",
+            "emobench",
+            "--tasks",
+            TASK,
+            "--controller",
+            name,
+            *_controller_args(args),
+            "--output_path",
+            str(out),
+            "--log_samples",
+            "--use_cache",
+            str(out / f"{name}-cache"),
+            *shared,
+            *(["--limit", str(limit)] if limit else []),
+        ]
+        start = time.perf_counter()
+        if subprocess.run(command).returncode != 0:
+            raise EmoBenchError(
+                f"the {name} run failed (its error is above); run `emobench bench` again to "
+                "resume from the journals"
+            )
+        timings.append((name, time.perf_counter() - start))
+    rows = collect([out])
+    print(write_all(rows, out / "leaderboard"))
+    print("wall time: " + ", ".join(f"{n} {s / 60:.1f} min" for n, s in timings))
+    return rows

@@ -1,0 +1,189 @@
+"""Collect emobench results files into leaderboard rows, and split them into rankings.
+
+A ranking holds only rows that can be compared: the same classifier (name and head hash) and
+the same kind of run (full, or cut short with --limit). A --limit run is shown as partial and is
+never ranked against full runs; rows scored by different classifiers never share a ranking.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from emobench import EMOTIONS, VALENCES
+from emobench.errors import EmoBenchError
+from emobench.jsonl import json_error
+from emobench.record import finite, foreign_record, given_args, read_record, task_extras
+from emobench.scoring.metrics import task_metrics
+
+log = logging.getLogger("emobench.leaderboard")
+
+TASK = "sev_emotion"
+COLUMNS = [
+    "ranking",
+    "rank",
+    "model",
+    "controller",
+    "controller_args",
+    "classifier",
+    "n",
+    "partial",
+    "acc",
+    "acc_match",
+    "acc_qa",
+    "macro_f1",
+    "gate_pass",
+    "relevance",
+    "ppl",
+    *[f"acc_{e}" for e in EMOTIONS],
+    *[f"acc_{v}" for v in VALENCES],
+    "wall_seconds",
+    "date",
+    "file",
+]
+
+
+def _result_files(paths: Iterable[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            found += sorted(p.rglob("results_*.json"))
+        else:
+            raise EmoBenchError(
+                f"{p} does not exist; pass an --output_path directory of an emobench run "
+                "or a results_*.json file"
+            )
+    return found
+
+
+def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any] | None:
+    if TASK not in results.get("results", {}):
+        return None
+    # A run of another lm-eval model (stock `--model hf`) has no record: it ranks as unsteered.
+    info = read_record(results) or foreign_record(results, TASK)
+    metrics = task_metrics(results, TASK)
+    size = (results.get("n-samples") or {}).get(TASK) or {}
+    extras = task_extras(results, TASK)
+    qa = extras.get("quality_adjusted") or {}
+    controller = info.get("controller", {})
+    return {
+        "model": info.get("model", "?"),
+        "controller": controller.get("name", "?"),
+        # The settings that ran: a controller's resolved defaults (spec "effective") over the
+        # arguments the user gave; the full spec stays in the results.
+        "controller_args": json.dumps(
+            {**given_args(controller, info), **(controller.get("effective") or {})},
+            sort_keys=True,
+        ),
+        "classifier": _classifier_name(info.get("classifier", {})),
+        "n": size.get("effective"),
+        # Fewer docs than the task has (--limit, or a subset of samples): not a full run.
+        "partial": _partial(size, results),
+        **{k: finite(metrics.get(k)) for k in COLUMNS if k.startswith("acc")},
+        "macro_f1": finite(extras.get("macro_f1")),
+        # Quality-adjusted accuracy: correct AND through the model's quality gate (emobench.gate).
+        "acc_qa": finite(qa.get("acc_qa")),
+        "gate_pass": finite(qa.get("gate_pass")),
+        "relevance": finite(metrics.get("relevance")),
+        "ppl": finite(metrics.get("ppl")),
+        "wall_seconds": finite(_number(results.get("total_evaluation_time_seconds"))),
+        "date": results.get("date"),
+        "file": source,
+    }
+
+
+def _number(value: Any) -> float | None:
+    """lm-eval writes the wall time as a string."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _partial(size: dict[str, Any], results: dict[str, Any]) -> bool:
+    limit = (results.get("config") or {}).get("limit")
+    effective, original = size.get("effective"), size.get("original")
+    short = isinstance(effective, int) and isinstance(original, int) and effective < original
+    return bool(short or limit not in (None, 0))
+
+
+def _classifier_name(spec: dict[str, Any]) -> str:
+    """Name plus the head's hash, so runs scored by different heads are never merged."""
+    sha = (spec.get("head") or {}).get("sha256")
+    return f"{spec.get('name', '?')}@{sha[:8]}" if sha else spec.get("name", "?")
+
+
+def _read_row(path: Path) -> dict[str, Any] | str:
+    """The leaderboard row of one results file, or why the file has none."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON ({json_error(exc)})"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable ({exc})"
+    if not isinstance(results, dict) or not isinstance(results.get("results"), dict):
+        return "not an lm-eval results file (no 'results' object)"
+    if TASK not in results["results"]:
+        return f"lm-eval results without {TASK}"
+    try:
+        return row_from_results(results, str(path)) or f"no {TASK} results"
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        return f"malformed {TASK} results ({type(exc).__name__}: {exc})"
+
+
+def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """One row per (model, controller + args, classifier, n): the newest run wins. Rows come in
+    rankings (`ranking`, `rank`): full runs first, each classifier on its own, best first.
+
+    A path that does not exist is an error; a file that holds no emobench results (damaged,
+    or another task's) is skipped with a warning that names it and says why.
+    """
+    newest: dict[tuple, dict[str, Any]] = {}
+    for path in _result_files(paths):
+        row = _read_row(path)
+        if isinstance(row, str):
+            log.warning("%s: skipped: %s", path, row)
+            continue
+        key = (row["model"], row["controller"], row["controller_args"], row["classifier"], row["n"])
+        if key not in newest or (row["date"] or 0) >= (newest[key]["date"] or 0):
+            newest[key] = row
+    return ranked(list(newest.values()))
+
+
+def ranking_of(row: dict[str, Any]) -> str:
+    partial = "partial runs (--limit), not comparable with full runs"
+    return f"{TASK}, scored by {row['classifier']}, {partial if row['partial'] else 'full runs'}"
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows grouped into rankings (full before partial, then by classifier) and ranked within
+    each by expression accuracy; a row without accuracy comes last."""
+    ordered = sorted(
+        rows,
+        key=lambda r: (
+            r["partial"],
+            r["classifier"],
+            r["acc"] is None,
+            -(r["acc"] or 0),
+            r["controller"],
+        ),
+    )
+    counts: dict[str, int] = {}
+    for row in ordered:
+        row["ranking"] = ranking_of(row)
+        counts[row["ranking"]] = counts.get(row["ranking"], 0) + 1
+        row["rank"] = counts[row["ranking"]]
+    return ordered
+
+
+def rankings(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(title, rows) per ranking, in order."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["ranking"], []).append(row)
+    return list(out.items())

@@ -1,0 +1,1 @@
+"""Emotion inference over GoEmotions comments (multiple choice by log-likelihood)."""

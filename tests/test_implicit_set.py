@@ -1,0 +1,70 @@
+"""The hand-written implicit-emotion validation set stays what its README says: every line shows
+its emotion without naming it, the labels and kinds are known, and no line comes from held-out
+data."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from emobench import EMOTIONS
+from emobench.jsonl import read_jsonl
+
+HERE = Path(__file__).parent / "data" / "implicit"
+KINDS = {"implicit", "sarcastic", "enthusiastic", "transformed", "bland", "mixed"}
+
+
+def lines() -> list[dict]:
+    return [record for _, record in read_jsonl(HERE / "implicit_emotion.jsonl")]
+
+
+def names(text: str, stems: list[str]) -> list[str]:
+    return [s for s in stems if re.search(rf"\b{re.escape(s)}", text, flags=re.IGNORECASE)]
+
+
+def test_every_line_is_labelled_and_unique() -> None:
+    rows = lines()
+    assert len(rows) >= 300
+    assert all(set(r) == {"text", "emotion", "kind"} for r in rows)
+    assert {r["emotion"] for r in rows} == {*EMOTIONS, "neutral"}
+    assert {r["kind"] for r in rows} == KINDS
+    assert all((r["kind"] == "bland") == (r["emotion"] == "neutral") for r in rows)
+    assert len({r["text"].lower() for r in rows}) == len(rows)
+    counts = Counter(r["emotion"] for r in rows)
+    # The emotions a weak classifier misreads when they are implicit carry most of the set.
+    assert all(counts[e] >= 50 for e in ("fear", "surprise", "anger", "disgust"))
+
+
+def test_no_line_names_its_own_emotion() -> None:
+    banned = json.loads((HERE / "banned_words.json").read_text())
+    offenders = [
+        (i, r["emotion"], names(r["text"], banned[r["emotion"]]))
+        for i, r in enumerate(lines(), start=1)
+        if r["emotion"] in banned and names(r["text"], banned[r["emotion"]])
+    ]
+    assert offenders == []
+    # The bland lines name no emotion at all.
+    every = [s for stems in banned.values() for s in stems]
+    assert [r["text"] for r in lines() if r["kind"] == "bland" and names(r["text"], every)] == []
+
+
+def test_transformed_lines_come_from_the_train_split_only(sev_dir: Path) -> None:
+    rows = lines()
+    sources = [rec for _, rec in read_jsonl(HERE / "transformed_sources.jsonl")]
+    transformed = [i for i, r in enumerate(rows, start=1) if r["kind"] == "transformed"]
+    assert sorted(s["line"] for s in sources) == transformed
+    train = {
+        rec["key"]: rec["gen_text"]
+        for _, rec in read_jsonl(sev_dir / "judged" / "train_accepted.jsonl")
+    }
+    held_out = {
+        rec["gen_text"]
+        for name in ("test_accepted.jsonl", "test_rejected.jsonl")
+        for _, rec in read_jsonl(sev_dir / "judged" / name)
+    }
+    for s in sources:
+        assert s["source_key"] in train, s
+        assert rows[s["line"] - 1]["text"] != train[s["source_key"]]  # rewritten, not copied
+    assert not {r["text"] for r in rows} & held_out

@@ -1,0 +1,110 @@
+"""Rankings that cannot mislead: a --limit run is never ranked against full runs, rows scored by
+different classifier heads never share a ranking, and every format keeps them apart."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from emobench.leaderboard.collect import collect
+from emobench.leaderboard.render import render
+
+from tests.helpers import ROOT, emobench
+
+PUBLISHED = ROOT / "leaderboard" / "published" / "sev_emotion"
+
+
+def published() -> list[dict[str, Any]]:
+    """The committed full-split results files, parsed."""
+    return [json.loads(p.read_text()) for p in sorted(PUBLISHED.glob("results_*.json"))]
+
+
+def accuracy(results: dict[str, Any]) -> float:
+    return float(results["results"]["sev_emotion"]["acc,classify"])
+
+
+def as_partial(results: dict[str, Any], n: int, acc: float) -> dict[str, Any]:
+    """The same run as if made with --limit n, with a higher accuracy than any full run."""
+    out = copy.deepcopy(results)
+    out["n-samples"]["sev_emotion"]["effective"] = n
+    out.setdefault("config", {})["limit"] = n
+    out["results"]["sev_emotion"]["acc,classify"] = acc
+    return out
+
+
+def with_head(results: dict[str, Any], sha: str, acc: float) -> dict[str, Any]:
+    out = copy.deepcopy(results)
+    record = (out.get("config") or {}).get("emobench") or out["emobench"]
+    record["classifier"].setdefault("head", {})["sha256"] = sha
+    out["results"]["sev_emotion"]["acc,classify"] = acc
+    return out
+
+
+def write(folder: Path, runs: list[dict[str, Any]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, results in enumerate(runs):
+        (folder / f"results_2026-01-01T00-00-{i:02d}.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_partial_run_is_ranked_apart_even_when_it_scores_higher(tmp_path: Path) -> None:
+    full = published()
+    best_full = max(accuracy(r) for r in full)
+    runs = [*full, as_partial(full[0], 24, best_full + 0.3)]
+    rows = collect([write(tmp_path / "runs", runs)])
+    full_rows = [r for r in rows if not r["partial"]]
+    partial_rows = [r for r in rows if r["partial"]]
+    assert len(partial_rows) == 1 and len(full_rows) == len(full)
+    # Full runs keep ranks 1..k among themselves, best first; the partial run ranks alone.
+    assert [r["rank"] for r in full_rows] == list(range(1, len(full) + 1))
+    assert [r["acc"] for r in full_rows] == sorted((r["acc"] for r in full_rows), reverse=True)
+    assert partial_rows[0]["rank"] == 1
+    assert partial_rows[0]["ranking"] != full_rows[0]["ranking"]
+    assert "partial" in partial_rows[0]["ranking"]
+    # Full rankings come first in every format.
+    assert rows.index(partial_rows[0]) == len(rows) - 1
+    markdown = render(rows, "markdown")
+    assert markdown.index("full runs") < markdown.index("partial runs")
+
+
+def test_rows_of_different_classifier_heads_never_share_a_ranking(tmp_path: Path) -> None:
+    full = published()
+    other = [with_head(r, "f" * 64, accuracy(r)) for r in full[:2]]
+    rows = collect([write(tmp_path / "runs", [*full, *other])])
+    rankings: dict[str, set[str]] = {}
+    for row in rows:
+        rankings.setdefault(row["ranking"], set()).add(row["classifier"])
+    assert len(rankings) == 2
+    assert all(len(classifiers) == 1 for classifiers in rankings.values())
+    # Each ranking restarts at 1.
+    for name in rankings:
+        ranks = [r["rank"] for r in rows if r["ranking"] == name]
+        assert ranks == list(range(1, len(ranks) + 1))
+
+
+def test_csv_and_json_carry_ranking_rank_partial_and_wall_time(tmp_path: Path) -> None:
+    timed = next(r for r in published() if r.get("total_evaluation_time_seconds"))
+    runs = [timed, as_partial(timed, 12, 0.9)]
+    rows = collect([write(tmp_path / "runs", runs)])
+    table = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
+    assert {r["partial"] for r in table} == {"True", "False"}
+    assert all(r["ranking"] and r["rank"] == "1" for r in table)
+    as_json = json.loads(render(rows, "json"))
+    seconds = float(timed["total_evaluation_time_seconds"])
+    assert [r["wall_seconds"] for r in as_json] == [seconds, seconds]
+
+
+def test_format_and_output_file_through_the_command(tmp_path: Path) -> None:
+    folder = write(tmp_path / "runs", published())
+    out = tmp_path / "board.csv"
+    proc = emobench("leaderboard", str(folder), "--format", "csv", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(published())
+    proc = emobench("leaderboard", str(folder), "--format", "markdown")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("### sev_emotion, scored by ")

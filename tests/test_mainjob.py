@@ -1,0 +1,61 @@
+"""`emobench bench`, the main job: every installed controller that runs unattended, sweeps where
+a controller has no recommended setting, resumable runs, and the leaderboard at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emobench.mainjob import main_job_controllers, needs_sweep
+from tests.helpers import emobench
+
+KNOB = "tests.plugins_for_tests:KnobController"
+
+
+def test_the_main_job_runs_every_unattended_controller() -> None:
+    names = main_job_controllers()
+    assert names[:4] == ["none", "prompt", "steer", "circuit"]
+    assert "ablate" not in names  # it needs a neuron set
+    # The shipped artifacts carry a recommended setting: no sweep for the embedded model.
+    assert needs_sweep("steer") is None and needs_sweep("circuit") is None
+    assert needs_sweep(KNOB) == {"gain": ["0", "2"]}
+
+
+def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    out = tmp_path / "job"
+    args = [
+        "bench",
+        "--controllers",
+        f"none,{KNOB}",
+        "--limit",
+        "2",
+        "--sweep_items",
+        "1",
+        "--output_path",
+        str(out),
+        "--model_args",
+        f"pretrained={tiny_llama_dir}",
+        "measure_fluency=false",
+    ]
+    first = emobench(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    sweep = json.loads((out / "sweeps" / KNOB / "sweep.json").read_text())
+    assert {r["controller"] for r in sweep["rows"]} >= {"none", "prompt", KNOB}
+    chosen = json.loads((out / "sweeps" / KNOB / "recommended.json").read_text())["gain"]
+    board = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
+    assert [r["controller"] for r in board] == [KNOB]
+    assert float(json.loads(board[0]["controller_args"])["gain"]) == float(chosen)
+    assert board[0]["partial"] and board[0]["n"] == 2
+    # Run again: every reply comes from the journals, the leaderboard is the same.
+    again = emobench(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 of 2 replies taken from the journal" in again.stderr
+    assert "sweeping" in first.stdout
+    board2 = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
+    assert [r["acc"] for r in board2] == [r["acc"] for r in board]
+
+
+def test_bench_refuses_an_unknown_controller(tmp_path: Path) -> None:
+    proc = emobench("bench", "--controllers", "nope", "--output_path", str(tmp_path))
+    assert proc.returncode != 0
+    assert "--controllers: nope not installed" in proc.stderr
