@@ -107,7 +107,10 @@ def run_main_job(
                 "resume from the journals"
             )
         timings.append((name, time.perf_counter() - start))
-    rows = collect([out])
+    # The sweeps' train-split runs live under out/sweeps and are not leaderboard rows.
+    rows = collect(
+        [p for p in out.iterdir() if p.is_dir() and p.name not in ("sweeps", "leaderboard")]
+    )
     print(write_all(rows, out / "leaderboard"))
     print("wall time: " + ", ".join(f"{n} {s / 60:.1f} min" for n, s in timings))
     return rows

@@ -26,7 +26,7 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     args = [
         "bench",
         "--controllers",
-        f"none,{KNOB}",
+        KNOB,
         "--limit",
         "2",
         "--sweep_items",

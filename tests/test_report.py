@@ -24,9 +24,9 @@ from emobench.errors import EmoBenchError
 from tests.helpers import ROOT, emobench, last_line
 
 PUBLISHED = ROOT / "leaderboard" / "published"
-STAMP = "2026-11-24T11-15-14.343346"
+STAMP = "2026-11-24T15-06-59.452091"
 CIRCUIT = PUBLISHED / "sev_emotion" / f"results_{STAMP}.json"  # confusion in its results
-STEER = PUBLISHED / "sev_emotion" / "results_2026-11-22T03-16-24.235409.json"
+STEER = PUBLISHED / "sev_emotion" / "results_2026-11-24T14-32-58.965843.json"
 SWEEPS = [PUBLISHED / "steer_sweep", PUBLISHED / "circuit_sweep"]
 
 SCRIPT = "<script>window.__pwned=1</script><b>bold</b>"
@@ -71,7 +71,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     log = root / "circuit" / f"samples_sev_emotion_{STAMP}.jsonl"
     log.write_text("".join(json.dumps(line) + "\n" for line in samples_log()), encoding="utf-8")
     (root / "steer").mkdir()
-    shutil.copy(STEER, root / "steer" / STEER.name)
+    # A re-scored run names the samples log it came from; here that log must be nowhere.
+    steer = json.loads(STEER.read_text())
+    steer["config"]["emobench"].pop("rescored_from", None)
+    (root / "steer" / STEER.name).write_text(json.dumps(steer))
     return root
 
 
@@ -107,7 +110,7 @@ def test_report_has_table_bars_confusion_and_samples(report: str, runs: Path) ->
     assert "anger reply three" not in report and "sadness reply two" in report
     assert "sadness reply three" not in report
     assert report.count('<td class="miss">neutral</td>') == len(EMOTIONS)
-    missing = runs / "steer" / "samples_sev_emotion_2026-11-22T03-16-24.235409.jsonl"
+    missing = runs / "steer" / "samples_sev_emotion_2026-11-24T14-32-58.965843.jsonl"
     assert f"No samples log for this run (looked for {missing}); run with --log_samples." in report
     assert "No sweeps given" in report
 
