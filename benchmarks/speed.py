@@ -12,7 +12,8 @@ Sections (skip any with --skip):
               replaced by it) and exactly --tokens new tokens made for every reply, so only the
               controllers' prompts and hooks differ. Tokens are counted as the model makes them.
               Target: controller overhead at most 5 % against `none` at the same batch.
-  classifier  replies scored per second by the shared classifier.
+  classifier  replies scored per second by each of --classifiers (default: the shared
+              classifier and the frozen `minilm`), side by side, and their ratio.
 Peak memory (the process's maximum resident set so far) is printed after each section.
 """
 
@@ -169,12 +170,24 @@ def section_tokens(args: argparse.Namespace) -> None:
 
 
 def section_classifier(args: argparse.Namespace, docs: list[dict[str, Any]]) -> None:
-    texts = getattr(args, "replies", None) or [d["user"] for d in docs]
+    texts = getattr(args, "replies", None)
+    if not texts:
+        # Without the loop's replies: the reference model's held-out judged replies.
+        from emobench.classify.train import judged_dir, load_judged
+
+        texts = load_judged(judged_dir() / "test_accepted.jsonl")[0]
     texts = (texts * (args.classifier_texts // len(texts) + 1))[: args.classifier_texts]
-    clf = get_classifier(DEFAULT_CLASSIFIER)
-    clf.predict_proba(texts[:8])  # load the encoder outside the timing
-    seconds, _ = timed(clf.predict_proba, texts)
-    print(f"\n[classifier] {DEFAULT_CLASSIFIER}: {len(texts) / seconds:.1f} replies/s")
+    print(f"\n[classifier] {len(texts)} texts, side by side")
+    per_reply = {}
+    for name in args.classifiers.split(","):
+        clf = get_classifier(name)
+        clf.predict_proba(texts[:8])  # load the encoder outside the timing
+        seconds, _ = timed(clf.predict_proba, texts)
+        per_reply[name] = 1000 * seconds / len(texts)
+        print(f"  {name}: {len(texts) / seconds:.1f} replies/s, {per_reply[name]:.2f} ms per reply")
+    first = next(iter(per_reply))
+    for name, ms in list(per_reply.items())[1:]:
+        print(f"  time per reply, {first} / {name}: {per_reply[first] / ms:.3f}")
     print(f"  peak memory so far: {peak_mib():.0f} MiB")
 
 
@@ -190,6 +203,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--classifier_texts", type=int, default=512)
+    parser.add_argument(
+        "--classifiers",
+        default=f"{DEFAULT_CLASSIFIER},minilm",
+        help="classifiers timed side by side in [classifier] (the first is the reference)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated: loop, tokens, classifier")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))

@@ -97,7 +97,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--classifier",
         default=None,
         metavar="<name>",
-        help="emotion classifier plugin that scores the generations (default minilm; the same "
+        help="emotion classifier plugin that scores the generations (default minilm-ft; the same "
         "as --model_args classifier=<name>, or --metadata classifier=<name> for other models)",
     )
     run.set_defaults(func=run_evaluation)
@@ -118,15 +118,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     lst.add_argument("what", choices=["controllers", "classifiers"])
     lst.set_defaults(func=commands.list_plugins)
 
-    tc = subparsers.add_parser("train-classifier", help="retrain the minilm classifier head")
-    tc.add_argument("--head", choices=["emo7", "sev6"], default="emo7", help="default emo7")
+    tc = subparsers.add_parser("train-classifier", help="retrain a shipped classifier head")
+    tc.add_argument(
+        "--head",
+        choices=["ft", "emo7", "sev6"],
+        default="ft",
+        help="ft: the fine-tuned encoder (minilm-ft, default); emo7: the frozen encoder's "
+        "logistic head (minilm); sev6: SEV replies only (minilm-sev6)",
+    )
+    tc.add_argument("--seed", type=int, default=0, help="default 0")
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
     tc.set_defaults(func=commands.train_classifier)
 
     cl = subparsers.add_parser("classify", help="classify the `text` of each line of a JSONL file")
     cl.add_argument("file", help="JSONL file, one object with a `text` field per line")
     cl.add_argument(
-        "--classifier", default=DEFAULT_CLASSIFIER, help="classifier plugin (default minilm)"
+        "--classifier",
+        default=DEFAULT_CLASSIFIER,
+        help=f"classifier plugin (default {DEFAULT_CLASSIFIER})",
     )
     cl.add_argument("--field", default="text", help="the field holding the text (default text)")
     cl.add_argument(
@@ -143,7 +152,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     sc.add_argument("samples", help="an lm-eval samples_sev_emotion_*.jsonl file")
     sc.add_argument(
-        "--classifier", default=DEFAULT_CLASSIFIER, help="classifier plugin (default minilm)"
+        "--classifier",
+        default=DEFAULT_CLASSIFIER,
+        help=f"classifier plugin (default {DEFAULT_CLASSIFIER})",
     )
     sc.add_argument("--out", default=None, help="also write the metrics as JSON here")
     sc.add_argument(

@@ -86,7 +86,7 @@ def add_study_commands(subparsers: Any) -> None:
         "--classifier",
         default=None,
         metavar="<name>",
-        help="classifier plugin that judges the replies for --accepted_only (default minilm)",
+        help="classifier plugin that judges the replies for --accepted_only (default minilm-ft)",
     )
     dc.add_argument(
         "--probe_situations",

@@ -38,10 +38,18 @@ def list_plugins(args: argparse.Namespace) -> None:
 def train_classifier(args: argparse.Namespace) -> None:
 
     from emobench.classify.minilm import head_path
-    from emobench.classify.train import train
 
     out = Path(args.out) if args.out else head_path(f"minilm_{args.head}")
-    meta = train(out, head=args.head)
+    if args.head == "ft":
+        from emobench.classify.tuning.head import build_head
+
+        meta = build_head(out, seed=args.seed)
+        print(f"wrote {out}, {out.with_suffix('.json').name} and {out.with_suffix('.md').name}")
+        print(json.dumps({k: meta[k] for k in ("hyperparameters", "heldout")}, indent=2))
+        return
+    from emobench.classify.train import train
+
+    meta = train(out, head=args.head, seed=args.seed)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))
 

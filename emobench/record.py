@@ -54,6 +54,18 @@ def read_record(results: Mapping[str, Any]) -> dict[str, Any] | None:
     return dict(record) if isinstance(record, Mapping) else None
 
 
+def default_classifier_of(metadata: Mapping[str, Any]) -> str:
+    """The classifier that scored a run which did not name one: the default of the task version
+    it ran (sev_emotion 3.0 made minilm-ft the default; earlier versions used minilm)."""
+    from emobench.classify import DEFAULT_CLASSIFIER
+
+    try:
+        version = float(metadata.get("version", 0))
+    except (TypeError, ValueError):
+        version = 0.0
+    return DEFAULT_CLASSIFIER if version >= 3 else "minilm"
+
+
 def foreign_record(results: Mapping[str, Any], task: str) -> dict[str, Any]:
     """What a results file of another lm-eval model says about itself: the model and the
     classifier named in the task's metadata (no controller ran)."""
@@ -65,7 +77,7 @@ def foreign_record(results: Mapping[str, Any], task: str) -> dict[str, Any]:
     return {
         "model": model_args.get("pretrained", config.get("model", "?")),
         "controller": {"name": f"none ({config.get('model', '?')} model)", "args": {}},
-        "classifier": {"name": metadata.get("classifier", "minilm")},
+        "classifier": {"name": metadata.get("classifier") or default_classifier_of(metadata)},
         "gate": None,
     }
 

@@ -6,7 +6,7 @@ evaluate = pytest.importorskip("evaluate")
 
 
 def test_emotion_accuracy_loads_locally_and_scores(tmp_path, monkeypatch):
-    from emobench.classify import get_classifier
+    from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
     from emobench.hf_metric import metric_path
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -18,7 +18,7 @@ def test_emotion_accuracy_loads_locally_and_scores(tmp_path, monkeypatch):
     ]
     refs = ["happiness", "fear"]
     out = metric.compute(predictions=texts, references=refs)
-    expected = [s["label"] for s in get_classifier("minilm").classify(texts)]
+    expected = [s["label"] for s in get_classifier(DEFAULT_CLASSIFIER).classify(texts)]
     assert out["labels"] == expected
     assert out["accuracy"] == sum(p == r for p, r in zip(expected, refs, strict=True)) / 2
     with pytest.raises(ValueError, match="unknown reference label"):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from emobench.classify import DEFAULT_CLASSIFIER
+from emobench.record import foreign_record
 from tests.helpers import emobench, last_line, lm_eval
 
 
@@ -31,7 +33,11 @@ def test_stock_hf_run_is_scored_by_the_same_classifier(tmp_path, embedded_dir):
     assert 0.0 <= results["results"]["sev_emotion"]["acc,classify"] <= 1.0
     (samples_file,) = out.rglob("samples_sev_emotion_*.jsonl")
     first = json.loads(samples_file.read_text().splitlines()[0])
-    assert json.loads(first["filtered_resps"][0])["classifier"] == "minilm"
+    assert json.loads(first["filtered_resps"][0])["classifier"] == DEFAULT_CLASSIFIER
+    # The results name no classifier; the task version says which default scored them.
+    assert foreign_record(results, "sev_emotion")["classifier"]["name"] == DEFAULT_CLASSIFIER
+    old = {"configs": {"sev_emotion": {"metadata": {"version": 2.0}}}}
+    assert foreign_record(old, "sev_emotion")["classifier"]["name"] == "minilm"
     prompt = first["arguments"]["gen_args_0"]["arg_0"]
     assert prompt.startswith(
         "<|im_start|>system\nKeep the reply to at most two sentences.<|im_end|>"

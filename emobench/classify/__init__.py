@@ -12,7 +12,7 @@ from emobench import __version__
 from emobench.errors import EmoBenchError
 from emobench.registry import CLASSIFIERS, create
 
-DEFAULT_CLASSIFIER = "minilm"
+DEFAULT_CLASSIFIER = "minilm-ft"
 
 
 class Classifier:
@@ -89,6 +89,31 @@ class Classifier:
             "match": self.match_rule(),
             "emobench_version": __version__,
         }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (texts, labels) logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+class CardedClassifier(Classifier):
+    """A classifier whose shipped head comes with a JSON card (`meta`): the card holds the
+    judge-compatible thresholds and what a run's record says about the head."""
+
+    meta: dict[str, Any]
+    # The card's entries copied into spec()["head"], when present.
+    card_keys: tuple[str, ...] = ("sha256", "trained_on", "heldout")
+
+    def match_thresholds(self) -> dict[str, float] | None:
+        thresholds = (self.meta.get("match") or {}).get("thresholds")
+        return {str(k): float(v) for k, v in thresholds.items()} if thresholds else None
+
+    def spec(self) -> dict[str, Any]:
+        spec = super().spec()
+        spec["head"] = {k: self.meta[k] for k in self.card_keys if k in self.meta}
+        return spec
 
 
 @functools.lru_cache(maxsize=4)

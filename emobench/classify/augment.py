@@ -58,3 +58,34 @@ def augment(
                 out_t.append(fn(text, rng))
                 out_l.append(label)
     return out_t, out_l
+
+
+# Words that name an emotion outright (stems, matched at a word start). The unnamed copies drop
+# them so that a head must also learn the context around the name: steered models often show an
+# emotion without naming it, and a head that keys on the name misses those replies.
+NAMES: dict[str, tuple[str, ...]] = {
+    "anger": ("angr", "anger", "furious", "fury", "enrag", "infuriat", "livid", "irate", "outrag"),
+    "sadness": ("sad", "unhapp", "sorrow", "heartbr", "devastat", "depress", "grie", "miserab"),
+    "happiness": ("happ", "joy", "delight", "thrill", "overjoy", "ecstat", "elat", "glad"),
+    "fear": ("afraid", "scare", "terrif", "fright", "fear", "panick", "anxious", "nervous", "worr"),
+    "surprise": ("surpris", "shock", "amaz", "astonish", "astound", "stunn", "flabbergast"),
+    "disgust": ("disgust", "revolt", "repuls", "sicken", "nause", "gross"),
+}
+# "I'm shocked that X" becomes "X", not "I'm that X".
+_FRAME = r"(?:(?:I'm|I am|I was|you're|you are|you'll be|you should be|it's|is|was)\s+)?"
+_INTENSIFIER = r"(?:(?:so|absolutely|completely|utterly|totally|really|truly|just|very)\s+)?"
+
+
+def unnamed(text: str, emotion: str) -> str | None:
+    """`text` without the words that name `emotion` (and an intensifier before one), or None
+    when it names none of them."""
+    stems = "|".join(NAMES[emotion])
+    pattern = re.compile(
+        rf"\b{_FRAME}{_INTENSIFIER}(?:{stems})[a-z]*\b(?:\s+(?:that|by|at)\b)?[,!]?\s*",
+        re.IGNORECASE,
+    )
+    out, count = pattern.subn("", text)
+    if not count:
+        return None
+    out = re.sub(r"\s{2,}", " ", out).strip()
+    return out if len(out.split()) >= 3 else None

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,32 @@ from emobench.paths import package_dir
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 256  # the model's trained window; longer texts are truncated (and counted)
+
+
+def length_sorted_batches(
+    tokenizer: Any,
+    texts: Sequence[str],
+    batch_size: int,
+    max_tokens: int,
+    desc: str,
+    progress: bool = False,
+) -> Iterator[tuple[list[int], Any]]:
+    """(indices, tokenized batch) over `texts` shortest first, so that each batch pads little;
+    callers put each result back at its indices."""
+    from tqdm.auto import tqdm
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=desc, disable=not progress, unit="batch"):
+        idx = order[start : start + batch_size]
+        batch = tokenizer(
+            [texts[i] for i in idx],
+            padding=True,
+            truncation=True,
+            max_length=max_tokens,
+            return_tensors="pt",
+        )
+        yield idx, batch
 
 
 class MiniLMEncoder:
@@ -36,21 +63,12 @@ class MiniLMEncoder:
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        from tqdm.auto import tqdm
-
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Sort by length so each batch pads little; results go back to input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        starts = range(0, len(order), self.batch_size)
-        for start in tqdm(starts, desc="Embedding texts", disable=not progress, unit="batch"):
-            idx = order[start : start + self.batch_size]
-            batch = self.tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=MAX_TOKENS,
-                return_tensors="pt",
-            ).to(self.device)
+        batches = length_sorted_batches(
+            self.tokenizer, texts, self.batch_size, MAX_TOKENS, "Embedding texts", progress
+        )
+        for idx, batch in batches:
+            batch = batch.to(self.device)
             hidden = self.model(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

@@ -1,7 +1,8 @@
 """MiniLM classifiers: all-MiniLM-L6-v2 sentence embeddings with a linear (softmax) head.
 
-- `minilm` (the default): six emotions + neutral, trained on judged SEV replies, degraded copies
-  of them and human-written GoEmotions comments (heads/minilm_emo7.*).
+- `minilm` (the default until `minilm-ft`, emobench/classify/tuned.py, replaced it): six
+  emotions + neutral, trained on judged SEV replies, degraded copies of them and human-written
+  GoEmotions comments (heads/minilm_emo7.*).
 - `minilm-sev6`: six emotions, judged SEV replies only (heads/minilm_sev6.*): it learned the
   reference model's style more than emotion; kept as a second opinion.
 
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file
 
-from emobench.classify import Classifier
+from emobench.classify import CardedClassifier, softmax
 from emobench.classify.encoder import shared_encoder
 from emobench.classify.lexical import Lexical, combine
 
@@ -33,7 +34,7 @@ def default_head() -> Path:
     return head_path("minilm_emo7")
 
 
-class MiniLMClassifier(Classifier):
+class MiniLMClassifier(CardedClassifier):
     name = "minilm"
     default_head_name = "minilm_emo7"
 
@@ -62,21 +63,7 @@ class MiniLMClassifier(Classifier):
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         emb = shared_encoder().encode(list(texts), progress=len(texts) > 256)
         lex = self.lexical.transform(list(texts)) if self.lexical is not None else None
-        logits = np.asarray(combine(emb, lex) @ self.weight.T) + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
-
-    def match_thresholds(self) -> dict[str, float] | None:
-        thresholds = (self.meta.get("match") or {}).get("thresholds")
-        return {str(k): float(v) for k, v in thresholds.items()} if thresholds else None
-
-    def spec(self) -> dict[str, Any]:
-        spec = super().spec()
-        spec["head"] = {
-            k: self.meta[k] for k in ("sha256", "trained_on", "heldout") if k in self.meta
-        }
-        return spec
+        return softmax(np.asarray(combine(emb, lex) @ self.weight.T) + self.bias)
 
 
 class MiniLMSev6Classifier(MiniLMClassifier):

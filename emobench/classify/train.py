@@ -1,6 +1,6 @@
-"""Train the MiniLM classifier heads: `emobench train-classifier [--head emo7|sev6]`.
+"""Train the frozen-encoder MiniLM heads: `emobench train-classifier --head emo7|sev6`.
 
-`emo7` (the default `minilm` classifier): six emotions + neutral, trained on
+`emo7` (the `minilm` classifier, the default before `minilm-ft`): six emotions + neutral, trained on
   - the reference model's replies that gpt-4o-mini judged to express their target emotion
     (`judged/train_accepted.jsonl`), plus degraded copies of some of them (ALL CAPS, cut off,
     repeated words, hyphen chains: what steered models produce; labels kept), and

@@ -26,7 +26,7 @@ _KWARGS = """
 Args:
     predictions: list of generated texts.
     references: list of target emotions, one per text.
-    classifier: emobench classifier plugin name (default "minilm").
+    classifier: emobench classifier plugin name (default "minilm-ft").
 Returns:
     accuracy: share of texts classified as their reference emotion.
     macro_f1: unweighted mean F1 over the classifier's labels present.

