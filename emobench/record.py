@@ -56,14 +56,13 @@ def read_record(results: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def default_classifier_of(metadata: Mapping[str, Any]) -> str:
     """The classifier that scored a run which did not name one: the default of the task version
-    it ran (sev_emotion 3.0 made minilm-ft the default; earlier versions used minilm)."""
-    from emobench.classify import DEFAULT_CLASSIFIER
-
+    it ran (sev_emotion 3.0 made minilm-ft the default; earlier versions used minilm). A
+    later change of default must bump the task version and add its name here."""
     try:
         version = float(metadata.get("version", 0))
     except (TypeError, ValueError):
         version = 0.0
-    return DEFAULT_CLASSIFIER if version >= 3 else "minilm"
+    return "minilm-ft" if version >= 3 else "minilm"
 
 
 def foreign_record(results: Mapping[str, Any], task: str) -> dict[str, Any]:

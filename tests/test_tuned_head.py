@@ -3,6 +3,7 @@ the shipped artifact against its own training card."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -66,6 +67,7 @@ def test_training_learns_a_separable_toy_set(minilm, tiny_bert):
         ["sev"] * len(texts),
         np.zeros(len(texts), dtype=np.int64),
         list(labels),
+        np.full(len(texts), -1),
     )
     states = model.bottom_states(tokenizer, tiny_bert, 2, texts)
     saved = dict(train.HYPER)
@@ -86,9 +88,16 @@ def test_training_learns_a_separable_toy_set(minilm, tiny_bert):
 def test_artifact_round_trip_and_refusals(minilm, tmp_path):
     tokenizer, base = minilm
     torch.manual_seed(1)
-    tuned = model.TunedEncoder(base, 2, data.LABELS).eval()
+    tuned = model.TunedEncoder(copy.deepcopy(base), 2, data.LABELS).eval()
+    with torch.no_grad():  # so that loading must replace the base's layers to match
+        for param in tuned.top.parameters():
+            param.add_(0.05 * torch.randn_like(param))
     texts = ["My hands would not stop shaking.", "Ugh, the sink smelled rotten."]
-    card = {"labels": list(data.LABELS), "base": {"sha256": model.base_sha256()}}
+    card = {
+        "labels": list(data.LABELS),
+        "base": {"sha256": model.base_sha256()},
+        "hyperparameters": {"tuned_layers": 2},
+    }
     path = tmp_path / "head.safetensors"
     model.save(tuned, path, card)
     loaded = model.TunedMiniLM(path)
@@ -104,6 +113,15 @@ def test_artifact_round_trip_and_refusals(minilm, tmp_path):
         model.TunedMiniLM(wrong)
     with pytest.raises(FileNotFoundError, match="train-classifier --head ft"):
         model.TunedMiniLM(tmp_path / "missing.safetensors")
+    # Half a layer in the file would mix trained and base weights: refused.
+    from safetensors.torch import save_file
+
+    partial = tmp_path / "partial.safetensors"
+    kept = {k: v for k, v in tuned.tensors().items() if "layer.5.output.dense" not in k}
+    save_file({k: v.contiguous() for k, v in kept.items()}, str(partial))
+    partial.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match=r"partial\.safetensors: .* lacks .*train-classifier"):
+        model.TunedMiniLM(partial)
 
 
 def test_soft_targets_keep_every_label_of_a_comment():
@@ -118,6 +136,9 @@ def test_unnamed_copies_drop_the_name_and_its_frame():
     bare = unnamed("Oh no, I'm so terrified, what if it breaks?", "fear")
     assert bare == "Oh no, what if it breaks?"
     assert unnamed("What if it breaks?", "fear") is None  # nothing named
+    assert unnamed("Accidents happen, don't worry about the saddle.", "happiness") is None
+    assert unnamed("Happily, it happened.", "happiness") is None  # "it happened." is too short
+    assert unnamed("I'm so happy that it happened at last!", "happiness") == "it happened at last!"
     assert unnamed("I'm terrified.", "fear") is None  # nothing left to learn from
 
 
@@ -134,10 +155,12 @@ def test_copies_sit_in_their_source_fold_and_skeletons_do_not_straddle(sev_dir):
     for rec in recs:
         by_skeleton.setdefault(rec["skeleton_id"], set()).update(sev_fold[rec["gen_text"]])
     assert all(len(folds) == 1 for folds in by_skeleton.values())
-    bare = {unnamed(r["gen_text"], r["emotion"]): sev_fold[r["gen_text"]] for r in recs}
-    for text, src, k in zip(ex.texts, ex.source, ex.fold, strict=True):
-        if src == "unnamed":
-            assert int(k) in bare[text]
+    copies = np.flatnonzero(ex.origin >= 0)
+    assert len(copies) == sum(v for k, v in counts.items() if k not in ("sev", "goemotions"))
+    for i in copies:
+        source = int(ex.origin[i])
+        assert ex.source[source] == "sev" and ex.fold[i] == ex.fold[source]
+        assert ex.targets[i].tolist() == ex.targets[source].tolist()
     assert sorted(set(ex.fold.tolist())) == list(range(data.FOLDS))
 
 
@@ -161,9 +184,9 @@ def test_shipped_head_reproduces_its_card(sev_dir):
     assert "## Held out" in default_head().with_suffix(".md").read_text()
 
 
-def test_hard_cases_against_the_frozen_head():
-    """Measured on tests/data/hard_cases.jsonl: 27 of the 32 hand-written cases (the frozen
-    `minilm`: 25) and 3 of the 4 bland ones read as neutral (2), but only 10 of the 17
+def test_hard_cases_beside_the_frozen_head():
+    """Measured on tests/data/hard_cases.jsonl: 29 of the 32 hand-written cases (the frozen
+    `minilm`: 25) and 2 of the 4 bland ones read as neutral (2), but only 11 of the 17
     over-steered replies (15): it reads word salad as an emotion more often. The bars guard
     those margins."""
     from emobench.classify import get_classifier
@@ -177,6 +200,6 @@ def test_hard_cases_against_the_frozen_head():
         if c["kind"] == "bland":
             hits["bland"].append(s["label"] == "neutral")
     assert len(hits["hand"]) == 32 and len(hits["over-steered"]) == 17
-    assert sum(hits["hand"]) >= 26, hits
-    assert sum(hits["bland"]) >= 3, hits
-    assert sum(hits["over-steered"]) >= 9, hits
+    assert sum(hits["hand"]) >= 27, hits
+    assert sum(hits["bland"]) >= 2, hits
+    assert sum(hits["over-steered"]) >= 10, hits

@@ -60,15 +60,16 @@ def augment(
     return out_t, out_l
 
 
-# Words that name an emotion outright (stems, matched at a word start). The unnamed copies drop
+# Words that name an emotion outright (regular-expression stems, matched at a word start; a
+# lookahead keeps out words that only share the stem: "happen", "saddle"). The unnamed copies drop
 # them so that a head must also learn the context around the name: steered models often show an
 # emotion without naming it, and a head that keys on the name misses those replies.
 NAMES: dict[str, tuple[str, ...]] = {
     "anger": ("angr", "anger", "furious", "fury", "enrag", "infuriat", "livid", "irate", "outrag"),
-    "sadness": ("sad", "unhapp", "sorrow", "heartbr", "devastat", "depress", "grie", "miserab"),
-    "happiness": ("happ", "joy", "delight", "thrill", "overjoy", "ecstat", "elat", "glad"),
+    "sadness": ("sad(?!dl)", "unhapp", "sorrow", "heartbr", "devastat", "depress", "grie"),
+    "happiness": ("happ(?!en)", "joy", "delight", "thrill", "overjoy", "ecstat", "elat", "glad"),
     "fear": ("afraid", "scare", "terrif", "fright", "fear", "panick", "anxious", "nervous", "worr"),
-    "surprise": ("surpris", "shock", "amaz", "astonish", "astound", "stunn", "flabbergast"),
+    "surprise": ("surpris", "shock", "amaz(?!on)", "astonish", "astound", "stunn", "flabbergast"),
     "disgust": ("disgust", "revolt", "repuls", "sicken", "nause", "gross"),
 }
 # "I'm shocked that X" becomes "X", not "I'm that X".

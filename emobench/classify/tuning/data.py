@@ -38,6 +38,8 @@ class Examples:
     fold: np.ndarray  # (n,) in 0..FOLDS-1
     # The one label a text is scored against (None for a GoEmotions comment with several).
     label: list[str | None]
+    # For a copy, the row of the reply it was made from; -1 for an original text.
+    origin: np.ndarray
 
     def select(self, rows: np.ndarray) -> Examples:
         idx = [int(i) for i in rows]
@@ -47,6 +49,7 @@ class Examples:
             [self.source[i] for i in idx],
             self.fold[idx],
             [self.label[i] for i in idx],
+            self.origin[idx],
         )
 
 
@@ -84,14 +87,17 @@ def build(seed: int = 0) -> tuple[Examples, dict[str, int]]:
     s_text, s_y, s_groups = load_judged(judged_dir() / "train_accepted.jsonl")
     by_group = _group_folds(s_groups, seed)
     s_fold = [by_group[g] for g in s_groups]
-    texts, targets, source, fold, label = [], [], [], [], []
+    texts, targets, source, fold, label, origin = [], [], [], [], [], []
 
-    def add(text: str, target: np.ndarray, src: str, k: int, lab: str | None) -> None:
+    def add(
+        text: str, target: np.ndarray, src: str, k: int, lab: str | None, row: int = -1
+    ) -> None:
         texts.append(text)
         targets.append(target)
         source.append(src)
         fold.append(k)
         label.append(lab)
+        origin.append(row)
 
     for text, y, k in zip(s_text, s_y, s_fold, strict=True):
         add(text, one_hot(y), "sev", k, y)
@@ -103,13 +109,14 @@ def build(seed: int = 0) -> tuple[Examples, dict[str, int]]:
     # Degraded copies: each augmentation on its own random share, as the frozen head was trained.
     rng = random.Random(seed)
     for fn in AUGMENTATIONS:
-        for text, y, k in zip(s_text, s_y, s_fold, strict=True):
+        for row, (text, y, k) in enumerate(zip(s_text, s_y, s_fold, strict=True)):
             if rng.random() < DEGRADED_SHARE:
-                add(fn(text, rng), one_hot(y), fn.__name__, k, y)
-    for text, y, k in zip(s_text, s_y, s_fold, strict=True):
+                add(fn(text, rng), one_hot(y), fn.__name__, k, y, row)
+    for row, (text, y, k) in enumerate(zip(s_text, s_y, s_fold, strict=True)):
         if (bare := unnamed(text, y)) is not None:
-            add(bare, one_hot(y), "unnamed", k, y)
+            add(bare, one_hot(y), "unnamed", k, y, row)
     counts: dict[str, int] = {}
     for src in source:
         counts[src] = counts.get(src, 0) + 1
-    return Examples(texts, np.stack(targets), source, np.array(fold), label), counts
+    examples = Examples(texts, np.stack(targets), source, np.array(fold), label, np.array(origin))
+    return examples, counts

