@@ -2,7 +2,7 @@
 
 1. The frozen bottom layers run once over every training example (tuning.model.bottom_states).
 2. 5-fold cross-validation (tuning.data's folds) trains the top layers and the head for up to
-   MAX_EPOCHS epochs and keeps each epoch's out-of-fold probabilities. The number of epochs is the
+   HYPER["max_epochs"] epochs and keeps each epoch's out-of-fold probabilities. The number of epochs is the
    one with the best GoEmotions 7-label accuracy out of fold (single-label comments).
 3. The match thresholds come from the same out-of-fold probabilities (SEV train replies and
    single-label GoEmotions comments), as for the frozen head; never from a test set.
