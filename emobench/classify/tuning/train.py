@@ -2,8 +2,9 @@
 
 1. The frozen bottom layers run once over every training example (tuning.model.bottom_states).
 2. 5-fold cross-validation (tuning.data's folds) trains the top layers and the head for up to
-   HYPER["max_epochs"] epochs and keeps each epoch's out-of-fold probabilities. The number of epochs is the
-   one with the best GoEmotions 7-label accuracy out of fold (single-label comments).
+   HYPER["max_epochs"] epochs and keeps each epoch's out-of-fold probabilities. The number of
+   epochs is the one with the best GoEmotions 7-label accuracy out of fold (single-label
+   comments).
 3. The match thresholds come from the same out-of-fold probabilities (SEV train replies and
    single-label GoEmotions comments), as for the frozen head; never from a test set.
 4. The final head trains on every example; judged/test_accepted.jsonl and its degraded copies are
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from emobench import EMOTIONS
+from emobench.classify import softmax
 from emobench.classify.tuning.data import FOLDS, LABELS, Examples
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,7 @@ def heldout_report(path: Any, seed: int) -> dict[str, Any]:
     from emobench.classify.augment import AUGMENTATIONS
     from emobench.classify.train import (
         _forced_choice,
+        _match_rate,
         expected_calibration_error,
         judged_dir,
         load_judged,
@@ -191,22 +194,18 @@ def heldout_report(path: Any, seed: int) -> dict[str, Any]:
     t_text, t_y, _ = load_judged(src / "test_accepted.jsonl")
     truth = np.array(t_y)
     (logits, seconds) = timed(clf.logits, t_text, progress=True)
-    probs = torch.softmax(torch.from_numpy(logits), -1).numpy()
+    probs = softmax(logits)
     fc_probs, fc_pred = _forced_choice(probs, LABELS)
     thresholds = clf.meta["match"]["thresholds"]
-
-    def match_rate(p: np.ndarray, targets: list[str]) -> float:
-        hits = [row[LABELS.index(t)] >= thresholds[t] for row, t in zip(p, targets, strict=True)]
-        return round(float(np.mean(hits)), 4)
 
     rng = random.Random(seed + 1)
     degraded = {}
     for fn in AUGMENTATIONS:
         texts = [fn(t, rng) for t in t_text]
-        p = torch.softmax(torch.from_numpy(clf.logits(texts)), -1).numpy()
+        p = softmax(clf.logits(texts))
         degraded[fn.__name__] = round(float((_forced_choice(p, LABELS)[1] == truth).mean()), 4)
     r_text, r_y, _ = load_judged(src / "test_rejected.jsonl")
-    r_probs = torch.softmax(torch.from_numpy(clf.logits(r_text)), -1).numpy()
+    r_probs = softmax(clf.logits(r_text))
     return {
         "file": "judged/test_accepted.jsonl",
         "n": len(t_text),
@@ -214,13 +213,13 @@ def heldout_report(path: Any, seed: int) -> dict[str, Any]:
         "forced_choice_accuracy": round(float((fc_pred == truth).mean()), 4),
         "accuracy": round(float((np.array(LABELS)[probs.argmax(1)] == truth).mean()), 4),
         "forced_choice_ece": round(expected_calibration_error(fc_probs, fc_pred == truth), 4),
-        "match_rate": match_rate(probs, t_y),
+        "match_rate": _match_rate(probs, LABELS, t_y, thresholds),
         "degraded_forced_choice_accuracy": degraded,
         "rejected": {
             "file": "judged/test_rejected.jsonl",
             "n": len(r_text),
             "read_as_target": round(float((np.array(LABELS)[r_probs.argmax(1)] == r_y).mean()), 4),
-            "match_rate": match_rate(r_probs, r_y),
+            "match_rate": _match_rate(r_probs, LABELS, r_y, thresholds),
         },
         "cost": {
             "ms_per_reply": round(1000 * seconds / len(t_text), 2),
