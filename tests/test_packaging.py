@@ -19,7 +19,9 @@ from pathlib import Path
 from emobench.hf_metric import metric_path
 from emobench.controllers.steer import SteerController
 from emobench.controllers.circuit import CircuitController
-import emobench.analysis.circuit, emobench.discovery.circuit
+import emobench.analysis.circuit, emobench.discovery.circuit, emobench.discovery.attributes
+from emobench.classify import get_classifier
+from emobench.classify.tuning.written import compose
 
 dist = md.distribution("emobench")
 eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == CONTROLLERS}
@@ -39,6 +41,8 @@ print(json.dumps({
     "steer_artifact": (SteerController().artifact_path() / "tensors.safetensors").is_file(),
     "circuit_artifact": (CircuitController().artifact_path() / "tensors.safetensors").is_file(),
     "circuit_code": emobench.discovery.circuit.__file__,
+    "default_classifier": get_classifier().classify(["My hands shake."])[0]["label"],
+    "written_replies": len(compose()),
 }))
 """
 
@@ -102,3 +106,28 @@ def test_installed_wheel_finds_its_parts(tmp_path):
     assert info["controllers"]["circuit"] == "emobench.controllers.circuit:CircuitController"
     assert info["controllers"]["steer"] == "emobench.controllers.steer:SteerController"
     assert info["found"] == ["sev_emotion"]
+    assert info["default_classifier"] in (
+        "fear",
+        "anger",
+        "sadness",
+        "happiness",
+        "surprise",
+        "disgust",
+        "neutral",
+    )
+    assert info["written_replies"] > 0
+    # Every package of the checkout is in the wheel, so no sub-package is left out by hand.
+    import zipfile
+
+    in_wheel = {
+        str(Path(n).parent) for n in zipfile.ZipFile(wheel).namelist() if n.endswith("__init__.py")
+    }
+    mapping = {"controllers": "emobench/controllers", "tasks": "emobench/tasks"}
+    mapping["leaderboard"] = "emobench/leaderboard"
+    in_checkout = set()
+    for init in ROOT.glob("**/__init__.py"):
+        rel = str(init.parent.relative_to(ROOT))
+        top = rel.split("/")[0]
+        if top in ("emobench", *mapping):
+            in_checkout.add(mapping.get(top, top) + rel[len(top) :])
+    assert in_checkout - in_wheel == set()

@@ -15,6 +15,7 @@ import torch
 from emobench import EMOTIONS
 from emobench.classify.augment import unnamed
 from emobench.classify.tuning import data, model, train
+from emobench.classify.tuning.written import compose
 from emobench.errors import DataError
 
 HARD_CASES = Path(__file__).parent / "data" / "hard_cases.jsonl"
@@ -156,12 +157,21 @@ def test_copies_sit_in_their_source_fold_and_skeletons_do_not_straddle(sev_dir):
         by_skeleton.setdefault(rec["skeleton_id"], set()).update(sev_fold[rec["gen_text"]])
     assert all(len(folds) == 1 for folds in by_skeleton.values())
     copies = np.flatnonzero(ex.origin >= 0)
-    assert len(copies) == sum(v for k, v in counts.items() if k not in ("sev", "goemotions"))
+    originals = ("sev", "goemotions", "written")
+    assert len(copies) == sum(v for k, v in counts.items() if k not in originals)
     for i in copies:
         source = int(ex.origin[i])
         assert ex.source[source] == "sev" and ex.fold[i] == ex.fold[source]
         assert ex.targets[i].tolist() == ex.targets[source].tolist()
     assert sorted(set(ex.fold.tolist())) == list(range(data.FOLDS))
+    group = {w.text: w.group for w in compose(0)}
+    written_folds: dict[str, set[int]] = {}
+    for text, src, k in zip(ex.texts, ex.source, ex.fold, strict=True):
+        if src == "written":
+            written_folds.setdefault(group[text], set()).add(int(k))
+    assert counts["written"] == len(group) and len(written_folds) > data.FOLDS
+    assert all(len(folds) == 1 for folds in written_folds.values())
+    assert data.build(0, written=False)[1].get("written") is None
 
 
 def test_shipped_head_reproduces_its_card(sev_dir):
@@ -185,10 +195,10 @@ def test_shipped_head_reproduces_its_card(sev_dir):
 
 
 def test_hard_cases_beside_the_frozen_head():
-    """Measured on tests/data/hard_cases.jsonl: 29 of the 32 hand-written cases (the frozen
-    `minilm`: 25) and 2 of the 4 bland ones read as neutral (2), but only 11 of the 17
+    """Measured on tests/data/hard_cases.jsonl: 31 of the 32 hand-written cases (the frozen
+    `minilm`: 25) and 4 of the 4 bland ones read as neutral (2), but only 10 of the 17
     over-steered replies (15): it reads word salad as an emotion more often. The bars guard
-    those margins."""
+    those margins, a case or two below what was measured."""
     from emobench.classify import get_classifier
 
     cases = [json.loads(line) for line in HARD_CASES.read_text().splitlines()]
@@ -200,6 +210,6 @@ def test_hard_cases_beside_the_frozen_head():
         if c["kind"] == "bland":
             hits["bland"].append(s["label"] == "neutral")
     assert len(hits["hand"]) == 32 and len(hits["over-steered"]) == 17
-    assert sum(hits["hand"]) >= 27, hits
-    assert sum(hits["bland"]) >= 2, hits
-    assert sum(hits["over-steered"]) >= 10, hits
+    assert sum(hits["hand"]) >= 29, hits
+    assert sum(hits["bland"]) >= 3, hits
+    assert sum(hits["over-steered"]) >= 9, hits

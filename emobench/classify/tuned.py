@@ -1,8 +1,9 @@
 """`minilm-ft`: all-MiniLM-L6-v2 with its top two layers fine-tuned and a linear head.
 
-Trained on judged SEV replies, every GoEmotions comment (soft labels) and degraded and unnamed
-copies of the replies; heads/minilm_ft.md is its training card and `emobench train-classifier
---head ft` rebuilds it (emobench/classify/tuning/ says how).
+Trained on judged SEV replies, every GoEmotions comment (soft labels), degraded and unnamed
+copies of the replies, and hand-written replies that show an emotion without naming it;
+heads/minilm_ft.md is its training card and `emobench train-classifier --head ft` rebuilds it
+(emobench/classify/tuning/ says how).
 """
 
 from __future__ import annotations

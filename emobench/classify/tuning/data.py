@@ -7,10 +7,12 @@
   mix.
 - Degraded copies of the SEV replies (`augment.AUGMENTATIONS`) and unnamed copies (the words
   naming the emotion removed, `augment.unnamed`), labels kept.
+- Hand-written replies that show fear, disgust, sarcastic anger, astonishment (and some sadness,
+  happiness and flat ones) without naming them (`tuning.written`).
 
 Folds: SEV replies are split by skeleton (a skeleton's 18 replies share a situation), GoEmotions
-comments stratified by their main label; a copy sits in its source's fold, so a held-out fold
-never has a copy of its own texts in training.
+comments stratified by their main label, written replies by the situation they were made from; a
+copy sits in its source's fold, so a held-out fold never has a copy of its own texts in training.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from emobench import EMOTIONS
 from emobench.classify.augment import AUGMENTATIONS, unnamed
 from emobench.classify.goemotions import FINE_TO_EKMAN, default_path, ekman_label, load_comments
 from emobench.classify.train import judged_dir, load_judged
+from emobench.classify.tuning.written import compose
 
 LABELS = (*EMOTIONS, "neutral")
 FOLDS = 5
@@ -82,10 +85,11 @@ def _stratified_folds(labels: list[str], seed: int) -> np.ndarray:
     return fold
 
 
-def build(seed: int = 0) -> tuple[Examples, dict[str, int]]:
+def build(seed: int = 0, written: bool = True) -> tuple[Examples, dict[str, int]]:
     """Every training example, and how many each source gave."""
     s_text, s_y, s_groups = load_judged(judged_dir() / "train_accepted.jsonl")
     by_group = _group_folds(s_groups, seed)
+    by_written = _group_folds([w.group for w in compose(seed)], seed)
     s_fold = [by_group[g] for g in s_groups]
     texts, targets, source, fold, label, origin = [], [], [], [], [], []
 
@@ -115,6 +119,9 @@ def build(seed: int = 0) -> tuple[Examples, dict[str, int]]:
     for row, (text, y, k) in enumerate(zip(s_text, s_y, s_fold, strict=True)):
         if (bare := unnamed(text, y)) is not None:
             add(bare, one_hot(y), "unnamed", k, y, row)
+    if written:
+        for w in compose(seed):
+            add(w.text, one_hot(w.emotion), "written", by_written[w.group], w.emotion)
     counts: dict[str, int] = {}
     for src in source:
         counts[src] = counts.get(src, 0) + 1

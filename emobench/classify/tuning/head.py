@@ -15,6 +15,7 @@ import torch
 
 from emobench import EMOTIONS, __version__
 from emobench.classify.tuning import data, model, train
+from emobench.classify.tuning.written import written_sha256
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,12 @@ def build_head(out: Path, seed: int = 0) -> dict[str, Any]:
                 "file": "unnamed copies of judged/train_accepted.jsonl (the words naming the "
                 "emotion removed)",
                 "n": counts.get("unnamed", 0),
+            },
+            {
+                "file": "emobench/classify/tuning/written/*.json, composed (hand-written replies "
+                "that show an emotion without naming it)",
+                "n": counts.get("written", 0),
+                "sha256": written_sha256(),
             },
         ],
         "selection": {

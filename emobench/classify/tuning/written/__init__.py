@@ -1,0 +1,100 @@
+"""Hand-written training replies that show an emotion without naming it.
+
+The judged SEV replies name their emotion most of the time, and GoEmotions has few comments of
+implicit fear, physical disgust, sarcastic anger or astonishment; a head trained on those alone
+reads "my heart hasn't slowed down since" as neutral. Each JSON file here holds the parts of one
+emotion's replies, written by hand as whole sentences:
+
+- `situations` + `cues`: a situation, then what the body or mind does (fear, disgust, sadness,
+  happiness; neutral gets a flat next step instead);
+- anger: `openers` (mock praise) + `grievances` + `codas` (sarcasm), or a grievance + `blunt`;
+- surprise: `openers` (disbelief) + `news` + `codas`.
+
+`compose` joins parts at random (seeded), so a situation appears in several replies with different
+cues; every reply made from one situation (or grievance, or piece of news) shares a `group`, and
+cross-validation keeps a group in one fold. The validation set in tests/data/implicit/ was written
+separately and is never read here; a test checks that no composed reply shares a five-word run with
+it, and that no part names its own emotion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from importlib.resources import files
+
+EMOTION_FILES = ("fear", "disgust", "anger", "surprise", "sadness", "happiness", "neutral")
+# Replies composed per situation; the four emotions a head misses most get more.
+PER_GROUP = {"fear": 6, "disgust": 6, "anger": 8, "surprise": 6}
+PER_GROUP_DEFAULT = 5
+
+
+@dataclass(frozen=True)
+class Written:
+    text: str
+    emotion: str
+    group: str  # emotion:index of the situation, grievance or news it was made from
+
+
+def parts(emotion: str) -> dict:
+    return json.loads(files(__package__).joinpath(f"{emotion}.json").read_text())
+
+
+def _situation_cue(p: dict, emotion: str, rng: random.Random) -> list[Written]:
+    out = []
+    n = PER_GROUP.get(emotion, PER_GROUP_DEFAULT)
+    for i, situation in enumerate(p["situations"]):
+        for cue in rng.sample(p["cues"], n):
+            out.append(Written(f"{situation} {cue}", emotion, f"{emotion}:{i}"))
+    return out
+
+
+def _anger(p: dict, rng: random.Random) -> list[Written]:
+    out = []
+    for i, grievance in enumerate(p["grievances"]):
+        for k in range(PER_GROUP["anger"]):
+            # Three in four sarcastic: the blunt kind is what a head already reads.
+            if k % 4 < 3:
+                text = f"{rng.choice(p['openers'])} {grievance} {rng.choice(p['codas'])}"
+            else:
+                text = f"{grievance} {rng.choice(p['blunt'])}"
+            out.append(Written(text, "anger", f"anger:{i}"))
+    return out
+
+
+def _surprise(p: dict, rng: random.Random) -> list[Written]:
+    out = []
+    for i, news in enumerate(p["news"]):
+        for k in range(PER_GROUP["surprise"]):
+            opener = rng.choice(p["openers"])
+            # Some without the closing line, so the exclamation alone carries it.
+            text = f"{opener} {news}" if k % 3 == 2 else f"{opener} {news} {rng.choice(p['codas'])}"
+            out.append(Written(text, "surprise", f"surprise:{i}"))
+    return out
+
+
+def written_sha256() -> str:
+    """One hash over every parts file, so a card names the exact text it was trained on."""
+    digest = hashlib.sha256()
+    for emotion in EMOTION_FILES:
+        digest.update(files(__package__).joinpath(f"{emotion}.json").read_bytes())
+    return digest.hexdigest()
+
+
+def compose(seed: int = 0) -> list[Written]:
+    """Every composed reply, the same list for the same seed."""
+    rng = random.Random(seed)
+    out: list[Written] = []
+    for emotion in EMOTION_FILES:
+        p = parts(emotion)
+        if emotion == "anger":
+            out += _anger(p, rng)
+        elif emotion == "surprise":
+            out += _surprise(p, rng)
+        else:
+            out += _situation_cue(p, emotion, rng)
+    # Random openers and codas can meet twice; one copy is enough (a text holds its situation,
+    # so both copies have the same group).
+    return list({w.text: w for w in out}.values())
