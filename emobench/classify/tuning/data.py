@@ -89,7 +89,8 @@ def build(seed: int = 0, written: bool = True) -> tuple[Examples, dict[str, int]
     """Every training example, and how many each source gave."""
     s_text, s_y, s_groups = load_judged(judged_dir() / "train_accepted.jsonl")
     by_group = _group_folds(s_groups, seed)
-    by_written = _group_folds([w.group for w in compose(seed)], seed)
+    replies = compose(seed) if written else []
+    by_written = _group_folds([w.group for w in replies], seed)
     s_fold = [by_group[g] for g in s_groups]
     texts, targets, source, fold, label, origin = [], [], [], [], [], []
 
@@ -119,9 +120,8 @@ def build(seed: int = 0, written: bool = True) -> tuple[Examples, dict[str, int]
     for row, (text, y, k) in enumerate(zip(s_text, s_y, s_fold, strict=True)):
         if (bare := unnamed(text, y)) is not None:
             add(bare, one_hot(y), "unnamed", k, y, row)
-    if written:
-        for w in compose(seed):
-            add(w.text, one_hot(w.emotion), "written", by_written[w.group], w.emotion)
+    for w in replies:
+        add(w.text, one_hot(w.emotion), "written", by_written[w.group], w.emotion)
     counts: dict[str, int] = {}
     for src in source:
         counts[src] = counts.get(src, 0) + 1

@@ -102,7 +102,8 @@ def build_head(out: Path, seed: int = 0) -> dict[str, Any]:
             },
         ],
         "selection": {
-            "by": f"{data.FOLDS}-fold CV (SEV grouped by skeleton, GoEmotions stratified); the "
+            "by": f"{data.FOLDS}-fold CV (SEV grouped by skeleton, GoEmotions stratified, written "
+            "replies grouped by situation); the "
             "epoch count with the best GoEmotions 7-label accuracy out of fold",
             **cv,
         },
