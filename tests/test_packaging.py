@@ -2,9 +2,15 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+
+import tomllib
+
+from emobench import EMOTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +53,27 @@ print(json.dumps({
 """
 
 
+def source_copy(dest: Path) -> Path:
+    """The checkout's files as a clean clone would have them (tracked and new, not ignored).
+    Built in place, setuptools would reuse a stale build/ folder, and a package missing from
+    pyproject could still reach the wheel from it."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+    return dest
+
+
 def test_installed_wheel_finds_its_parts(tmp_path):
     dist = tmp_path / "dist"
+    src = source_copy(tmp_path / "src")
     subprocess.run(
         [
             sys.executable,
@@ -60,7 +85,7 @@ def test_installed_wheel_finds_its_parts(tmp_path):
             "-q",
             "-w",
             str(dist),
-            str(ROOT),
+            str(src),
         ],
         check=True,
         capture_output=True,
@@ -106,28 +131,20 @@ def test_installed_wheel_finds_its_parts(tmp_path):
     assert info["controllers"]["circuit"] == "emobench.controllers.circuit:CircuitController"
     assert info["controllers"]["steer"] == "emobench.controllers.steer:SteerController"
     assert info["found"] == ["sev_emotion"]
-    assert info["default_classifier"] in (
-        "fear",
-        "anger",
-        "sadness",
-        "happiness",
-        "surprise",
-        "disgust",
-        "neutral",
-    )
+    assert info["default_classifier"] in (*EMOTIONS, "neutral")
     assert info["written_replies"] > 0
-    # Every package of the checkout is in the wheel, so no sub-package is left out by hand.
-    import zipfile
-
+    # Every package of the checkout is in the wheel, so no sub-package is left out by hand:
+    # pyproject's package-dir says where each top-level folder installs.
     in_wheel = {
-        str(Path(n).parent) for n in zipfile.ZipFile(wheel).namelist() if n.endswith("__init__.py")
+        str(Path(n).parent).replace("/", ".")
+        for n in zipfile.ZipFile(wheel).namelist()
+        if n.endswith("__init__.py")
     }
-    mapping = {"controllers": "emobench/controllers", "tasks": "emobench/tasks"}
-    mapping["leaderboard"] = "emobench/leaderboard"
-    in_checkout = set()
-    for init in ROOT.glob("**/__init__.py"):
-        rel = str(init.parent.relative_to(ROOT))
-        top = rel.split("/")[0]
-        if top in ("emobench", *mapping):
-            in_checkout.add(mapping.get(top, top) + rel[len(top) :])
+    package_dir = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    installs_as = {folder: name for name, folder in package_dir["package-dir"].items()}
+    in_checkout = {
+        ".".join([name, *init.parent.relative_to(ROOT / folder).parts])
+        for folder, name in installs_as.items()
+        for init in (ROOT / folder).glob("**/__init__.py")
+    }
     assert in_checkout - in_wheel == set()

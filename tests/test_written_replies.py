@@ -4,24 +4,19 @@ their own emotion, and kept apart from the implicit validation set written by th
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from pathlib import Path
 
 from emobench import EMOTIONS
 from emobench.classify.tuning.data import LABELS
 from emobench.classify.tuning.written import EMOTION_FILES, compose, parts, written_sha256
+from emobench.scoring.quality import words
+from tests.test_implicit_set import HERE, lines, names
 
-IMPLICIT = Path(__file__).parent / "data" / "implicit"
 # Words too common for a shared run of them to mean one text echoes the other.
 FUNCTION_WORDS = {
     *("i", "a", "an", "the", "to", "my", "me", "and", "of", "in", "it", "is", "that", "was"),
     *("on", "for", "at", "with", "as", "be", "by", "this", "so", "but"),
 }
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 def runs(text: str, n: int) -> set[tuple[str, ...]]:
@@ -37,10 +32,6 @@ def all_parts() -> list[tuple[str, str, str]]:
             if isinstance(items, list):
                 out += [(emotion, kind, s) for s in items]
     return out
-
-
-def validation() -> list[str]:
-    return [json.loads(line)["text"] for line in (IMPLICIT / "implicit_emotion.jsonl").open()]
 
 
 def test_every_label_is_written_and_composing_is_reproducible():
@@ -60,15 +51,12 @@ def test_every_label_is_written_and_composing_is_reproducible():
 
 
 def test_no_part_names_its_own_emotion():
-    banned = json.loads((IMPLICIT / "banned_words.json").read_text())
-    pattern = {
-        e: re.compile(r"\b(" + "|".join(map(re.escape, banned[e])) + ")", re.I) for e in banned
-    }
+    banned = json.loads((HERE / "banned_words.json").read_text())
     named = [
         (emotion, kind, s, e)
         for emotion, kind, s in all_parts()
         for e in EMOTIONS
-        if (e == emotion or emotion == "neutral") and pattern[e].search(s)
+        if (e == emotion or emotion == "neutral") and names(s, banned[e])
     ]
     assert named == []
 
@@ -77,7 +65,7 @@ def test_training_text_does_not_echo_the_validation_set():
     """The validation set is the team's own too, so a shared phrase would let a head learn the
     author's wording instead of the emotion: no composed reply shares five words in a row with it,
     and no part shares four in a row of which two or more are content words."""
-    val = validation()
+    val = [r["text"] for r in lines()]
     five = set().union(*(runs(t, 5) for t in val))
     assert [w.text for w in compose(0) if runs(w.text, 5) & five] == []
     four = {g for t in val for g in runs(t, 4) if sum(x not in FUNCTION_WORDS for x in g) >= 2}
