@@ -215,9 +215,9 @@ def analyze(args: argparse.Namespace) -> None:
 
 
 def _write_json(path: str, obj: Any) -> None:
+    from emobench import atomic
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+    atomic.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def score(args: argparse.Namespace) -> None:

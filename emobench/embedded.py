@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from emobench import atomic
 from emobench.errors import EmoBenchError
 from emobench.paths import cache_dir, package_dir
 
@@ -150,15 +151,8 @@ def _gguf_sha256(path: Path, sidecar: Path) -> str:
             sha.update(chunk)
     digest = sha.hexdigest()
     try:
-        sidecar.parent.mkdir(parents=True, exist_ok=True)
-        # Temp file + rename: two processes starting together each write a whole sidecar.
-        fd, tmp = tempfile.mkstemp(prefix=sidecar.name + ".", dir=sidecar.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"stamp": stamp, "sha256": digest}, handle)
-            os.replace(tmp, sidecar)
-        finally:
-            Path(tmp).unlink(missing_ok=True)  # gone after a successful replace
+        # Two processes starting together each write a whole sidecar.
+        atomic.write_text(sidecar, json.dumps({"stamp": stamp, "sha256": digest}))
     except OSError as exc:  # a read-only cache only costs a hash per start
         log.debug("cannot record the GGUF hash in %s: %s", sidecar, exc)
     return digest

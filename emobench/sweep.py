@@ -24,7 +24,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from emobench import EMOTIONS
+from emobench import EMOTIONS, atomic
 from emobench.errors import EmoBenchError
 from emobench.record import finite, task_extras
 from emobench.scoring.metrics import task_metrics
@@ -63,8 +63,8 @@ def run_point(
         raise EmoBenchError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1]}")
     results = json.loads(sorted((work / tag).rglob("results_*.json"))[-1].read_text())
     # The committed copy carries metrics only (the samples log quotes SEV text: third-party).
-    (out / "runs").mkdir(parents=True, exist_ok=True)
-    (out / "runs" / f"{tag}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    text = json.dumps(results, indent=2, default=str) + "\n"
+    atomic.write_text(out / "runs" / f"{tag}.json", text)
     extras = task_extras(results, TASK)
     qa = extras.get("quality_adjusted") or {}
     return {

@@ -12,18 +12,7 @@ import math
 import pytest
 import torch
 from emobench.controllers.circuit import CircuitController, parse_lam
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    Gemma3ForCausalLM,
-    Gemma3TextConfig,
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from emobench import EMOTIONS, artifacts
 from emobench.controller import create_controller
@@ -38,6 +27,7 @@ from emobench.discovery.directions import directions
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count, hook_points, hooked, last_position
 from tests.helpers import GEN_KWARGS, make_requests
+from tests.tiny_decoders import decoder
 
 # circuit asks for at least 10 new tokens; leave room for them
 CIRCUIT_GEN = {**GEN_KWARGS, "max_gen_toks": 12}
@@ -124,34 +114,6 @@ def test_difference_vectors_group_by_skeleton_and_valence():
 
 
 # ---- head importance ------------------------------------------------------------------------
-SMALL = {"num_hidden_layers": 2, "hidden_size": 32, "intermediate_size": 48}
-
-
-def _llama(vocab: int = 128):
-    return LlamaForCausalLM(
-        LlamaConfig(**SMALL, vocab_size=vocab, num_attention_heads=4, num_key_value_heads=2)
-    )
-
-
-def _qwen2(vocab: int = 128):
-    return Qwen2ForCausalLM(
-        Qwen2Config(**SMALL, vocab_size=vocab, num_attention_heads=4, num_key_value_heads=2)
-    )
-
-
-def _gemma3(vocab: int = 128):
-    config = Gemma3TextConfig(
-        **SMALL, vocab_size=vocab, num_attention_heads=4, num_key_value_heads=1, head_dim=16
-    )
-    return Gemma3ForCausalLM(config)
-
-
-def _gpt2(vocab: int = 128):
-    config = GPT2Config(vocab_size=vocab, n_layer=2, n_embd=32, n_head=4, n_inner=48)
-    return GPT2LMHeadModel(config)
-
-
-FAMILIES = {"llama": _llama, "qwen2": _qwen2, "gemma3": _gemma3, "gpt2": _gpt2}
 
 
 def _ablation_drops(model, layer: int, v: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -197,7 +159,7 @@ def _o_proj_inputs(model, layer: int, ids: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2"])
 def test_linear_head_scores_equal_real_zero_ablation(family):
     torch.manual_seed(0)
-    model = FAMILIES[family]().eval()
+    model = decoder(family, layers=2, head_dim=16).eval()
     assert all(attention_output_norm(model, p) is None for p in hook_points(model))
     ids = torch.randint(1, 128, (5, 7))
     v = torch.nn.functional.normalize(torch.randn(32), dim=0)
@@ -212,7 +174,7 @@ def test_gemma3_head_scores_ablate_through_its_output_norm():
     """Gemma-3 normalises the attention output: the linear shortcut is wrong there, and
     discovery ablates through o_proj and post_attention_layernorm instead, exactly."""
     torch.manual_seed(0)
-    model = _gemma3().eval()
+    model = decoder("gemma3", layers=2, head_dim=16).eval()
     point = hook_points(model)[1]
     norm = attention_output_norm(model, point)
     assert norm is model.model.layers[1].post_attention_layernorm
@@ -270,7 +232,7 @@ def test_discovery_writes_a_described_artifact(tiny_circuit, tiny_llama_dir):
 def test_discovery_and_control_run_on_other_families(family, embedded_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
     torch.manual_seed(0)
-    model = FAMILIES[family](vocab=len(tokenizer)).eval()
+    model = decoder(family, layers=2, vocab=len(tokenizer), head_dim=16).eval()
     out = discover_circuit(
         model, tokenizer, family, tmp_path, batch_size=6, limit_groups=1, probe_situations=1
     )

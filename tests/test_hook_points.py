@@ -5,70 +5,25 @@ Tiny random-initialised configs of Llama, Gemma-3, Qwen2 and GPT-2; the embedded
 
 import pytest
 import torch
-from transformers import (
-    Gemma3ForCausalLM,
-    Gemma3TextConfig,
-    GPT2Config,
-    GPT2LMHeadModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-)
 
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count, hook_points, hooked, projection_weight
+from tests.tiny_decoders import decoder
 
-# Three blocks, hidden 32, d_ff 48, 4 heads of 8: small enough to run in milliseconds.
-SMALL = {
-    "vocab_size": 128,
-    "num_hidden_layers": 3,
-    "hidden_size": 32,
-    "intermediate_size": 48,
-    "num_attention_heads": 4,
-}
-
-
-def llama():
-    return LlamaForCausalLM(LlamaConfig(**SMALL, num_key_value_heads=2))
-
-
-def qwen2():
-    return Qwen2ForCausalLM(Qwen2Config(**SMALL, num_key_value_heads=2))
-
-
-def gemma3():
-    return Gemma3ForCausalLM(Gemma3TextConfig(**SMALL, num_key_value_heads=1, head_dim=8))
-
-
-def gpt2():
-    return GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=128,
-            n_layer=3,
-            n_embd=32,
-            n_head=4,
-            n_inner=48,
-            bos_token_id=0,
-            eos_token_id=0,
-        )
-    )
-
-
-# (factory, d_ff, heads x head_dim, the MLP's contribution is added to the residual unnormalised)
+# (d_ff, heads x head_dim, the MLP's contribution is added to the residual unnormalised)
 FAMILIES = {
-    "llama": (llama, 48, 32, True),
-    "qwen2": (qwen2, 48, 32, True),
-    "gpt2": (gpt2, 48, 32, True),
-    "gemma3": (gemma3, 48, 32, False),  # Gemma-3 normalises the MLP output before adding it
+    "llama": (48, 32, True),
+    "qwen2": (48, 32, True),
+    "gpt2": (48, 32, True),
+    "gemma3": (48, 32, False),  # Gemma-3 normalises the MLP output before adding it
 }
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_hook_points_read_the_residual_stream(family):
-    factory, d_ff, attn_width, plain_residual = FAMILIES[family]
+    d_ff, attn_width, plain_residual = FAMILIES[family]
     torch.manual_seed(0)
-    model = factory().eval()
+    model = decoder(family).eval()
     points = hook_points(model)
     assert len(points) == 3
     seen: dict[str, torch.Tensor] = {}
@@ -106,7 +61,7 @@ def test_hook_points_read_the_residual_stream(family):
 
 def test_gemma3_heads_need_not_fill_the_hidden_size():
     """Gemma-3 sets head_dim freely: 4 heads x 16 = 64 inputs to o_proj, hidden size 32."""
-    model = Gemma3ForCausalLM(Gemma3TextConfig(**SMALL, num_key_value_heads=1, head_dim=16))
+    model = decoder("gemma3", head_dim=16)
     point = hook_points(model)[0]
     assert (point.n_heads, point.head_dim, point.d_ff) == (4, 16, 48)
     assert point.head_slice(3) == slice(48, 64)
@@ -115,7 +70,7 @@ def test_gemma3_heads_need_not_fill_the_hidden_size():
 
 
 def test_gpt2_conv1d_projection_is_read_as_out_by_in():
-    model = gpt2()
+    model = decoder("gpt2")
     point = hook_points(model)[0]
     down = dict(model.named_modules())[point.mlp_down]
     assert projection_weight(down).shape == (32, 48)  # Conv1D stores (in, out)
@@ -124,7 +79,7 @@ def test_gpt2_conv1d_projection_is_read_as_out_by_in():
 
 
 def test_a_config_that_misstates_the_heads_is_refused():
-    model = llama()
+    model = decoder("llama")
     model.config.num_attention_heads = 8  # o_proj still takes 4 heads x 8 = 32 inputs
     with pytest.raises(
         EmoBenchError, match=r"takes 32 inputs, but the config says 8 heads x 8 = 64"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from emobench import artifacts
+from emobench import artifacts, atomic
 from emobench.embedded import EmbeddedModel, _cache_target, _version_key
 from emobench.errors import EmoBenchError
 from emobench.journal import Journal
@@ -139,6 +139,42 @@ def test_two_processes_appending_at_once_never_interleave(tmp_path, emobench_log
     assert {r["text"] for r in lines} == {"x" * 20000, "y" * 20000}
     assert len(Journal(path).entries) == 400
     assert emobench_log.warnings() == []
+
+
+# Results files rewritten in place
+
+REWRITER = textwrap.dedent(
+    """
+    import json, sys
+    from emobench import atomic
+    for i in range(300):
+        atomic.write_text(sys.argv[1], json.dumps({"i": i, "pad": "x" * 200000}))
+    """
+)
+
+
+def test_a_results_file_being_rewritten_is_always_whole_to_a_reader(tmp_path):
+    """A 200 KB file rewritten 300 times while this process reads it: every read parses."""
+    path = tmp_path / "results.json"
+    atomic.write_text(path, json.dumps({"i": -1}))
+    writer = subprocess.Popen([sys.executable, "-c", REWRITER, str(path)], cwd=ROOT)
+    seen = set()
+    while writer.poll() is None:
+        seen.add(json.loads(path.read_text())["i"])
+    assert writer.wait() == 0
+    assert json.loads(path.read_text())["i"] == 299
+    assert len(seen) > 1  # the reads overlapped the rewrites
+    assert [f.name for f in tmp_path.iterdir()] == ["results.json"]
+    assert path.stat().st_mode & 0o777 != 0o600  # not mkstemp's private mode
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "results.json"
+    atomic.write_text(path, '{"old": true}')
+    with pytest.raises(UnicodeEncodeError):
+        atomic.write_text(path, '{"new": "' + "x" * 100000 + '\ud800"}')  # unencodable at the end
+    assert path.read_text() == '{"old": true}'
+    assert [f.name for f in tmp_path.iterdir()] == ["results.json"]
 
 
 # The embedded model's cache key
