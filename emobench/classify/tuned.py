@@ -1,4 +1,4 @@
-"""`minilm-ft`: all-MiniLM-L6-v2 with its top two layers fine-tuned and a linear head.
+"""`minilm-ft`: all-MiniLM-L6-v2 with its top four layers fine-tuned and a linear head.
 
 Trained on judged SEV replies, every GoEmotions comment (soft labels), degraded and unnamed
 copies of the replies, and hand-written replies that show an emotion without naming it;

@@ -30,7 +30,7 @@ from emobench.classify.tuning.data import FOLDS, LABELS, Examples
 log = logging.getLogger(__name__)
 
 HYPER = {
-    "tuned_layers": 2,
+    "tuned_layers": 4,
     "max_epochs": 3,
     "batch_size": 32,
     "lr_layers": 1e-4,

@@ -8,13 +8,16 @@ emotion's replies, written by hand as whole sentences:
 - `situations` + `cues`: a situation, then what the body or mind does (fear, disgust, sadness,
   happiness; neutral gets a flat next step instead);
 - anger: `openers` (mock praise) + `grievances` + `codas` (sarcasm), or a grievance + `blunt`;
+  `mock` lines are sarcastic thanks, praise or agreement with the grievance inside, + `codas`;
 - surprise: `openers` (disbelief) + `news` + `codas`.
 
 `compose` joins parts at random (seeded), so a situation appears in several replies with different
-cues; every reply made from one situation (or grievance, or piece of news) shares a `group`, and
-cross-validation keeps a group in one fold. The validation set in tests/data/implicit/ was written
-separately and is never read here; a test checks that no composed reply shares a five-word run with
-it, and that no part names its own emotion.
+cues; every reply made from one situation (or grievance, mock line, or piece of news) shares a
+`group`, and cross-validation keeps a group in one fold. The validation set in tests/data/implicit/
+is never read here; a test checks that no composed reply shares a five-word run with it, and that
+no part names its own emotion. The parts were written apart from it, but the `mock` lines and the
+later happiness parts after reading which of its lines a head misread (kinds of sentence, not its
+wording), so a score on that set is an upper bound.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ EMOTION_FILES = ("fear", "disgust", "anger", "surprise", "sadness", "happiness",
 # Replies composed per situation; the four emotions a head misses most get more.
 PER_GROUP = {"fear": 6, "disgust": 6, "anger": 8, "surprise": 6}
 PER_GROUP_DEFAULT = 5
+MOCK_PER_LINE = 4
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,12 @@ def _anger(p: dict, rng: random.Random) -> list[Written]:
             else:
                 text = f"{grievance} {rng.choice(p['blunt'])}"
             out.append(Written(text, "anger", f"anger:{i}"))
+    # A mock line carries its own grievance inside the praise, thanks or agreement; alone or
+    # with a coda, never behind an opener (two layers of mock praise read as a parody).
+    for i, mock in enumerate(p["mock"]):
+        for coda in rng.sample(p["codas"], MOCK_PER_LINE - 1):
+            out.append(Written(f"{mock} {coda}", "anger", f"anger:mock{i}"))
+        out.append(Written(mock, "anger", f"anger:mock{i}"))
     return out
 
 
