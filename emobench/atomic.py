@@ -8,22 +8,20 @@ each leave a whole file.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 
 def write_text(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # A unique name opened with "x" (not mkstemp, whose files are private): the file gets the
+    # mode any new file gets here, and no other writer can be using the same temporary.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with tmp.open("x", encoding="utf-8") as handle:
             handle.write(text)
-        # mkstemp makes the file private (0600); a results file gets the usual mode of a new one.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)  # gone after a successful replace
+        tmp.unlink(missing_ok=True)  # gone after a successful replace
     return path
