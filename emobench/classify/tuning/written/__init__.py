@@ -16,8 +16,8 @@ cues; every reply made from one situation (or grievance, mock line, or piece of 
 `group`, and cross-validation keeps a group in one fold. The validation set in tests/data/implicit/
 is never read here; a test checks that no composed reply shares a five-word run with it, and that
 no part names its own emotion. The parts were written apart from it, but the `mock` lines and the
-later happiness parts after reading which of its lines a head misread (kinds of sentence, not its
-wording), so a score on that set is an upper bound.
+later happiness, sadness and neutral parts after reading which of its lines a head misread (kinds
+of sentence, not its wording), so a score on that set is an upper bound.
 """
 
 from __future__ import annotations
