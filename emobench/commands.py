@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from emobench import atomic
 from emobench.errors import EmoBenchError
 
 
@@ -215,8 +216,6 @@ def analyze(args: argparse.Namespace) -> None:
 
 
 def _write_json(path: str, obj: Any) -> None:
-    from emobench import atomic
-
     atomic.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 

@@ -195,7 +195,7 @@ def test_shipped_head_reproduces_its_card(sev_dir):
 
 
 def test_hard_cases_beside_the_frozen_head():
-    """Measured on tests/data/hard_cases.jsonl: 31 of the 32 hand-written cases (the frozen
+    """Measured on tests/data/hard_cases.jsonl: 30 of the 32 hand-written cases (the frozen
     `minilm`: 25) and 4 of the 4 bland ones read as neutral (2), but only 10 of the 17
     over-steered replies (15): it reads word salad as an emotion more often. The bars guard
     those margins, a case or two below what was measured."""
