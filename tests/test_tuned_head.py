@@ -41,21 +41,34 @@ def tiny_bert():
     return BertModel(config, add_pooling_layer=False).eval()
 
 
-def test_frozen_bottom_then_top_equals_the_whole_encoder(minilm):
-    tokenizer, base = minilm
+def tiny_mpnet():
+    """A random MPNet (relative position bias in every layer) that reads MiniLM's token ids."""
+    from transformers import MPNetConfig, MPNetModel
+
+    torch.manual_seed(0)
+    config = MPNetConfig(
+        vocab_size=30527,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return MPNetModel(config, add_pooling_layer=False).eval()
+
+
+@pytest.mark.parametrize("encoder", ["minilm", "tiny_mpnet"])
+def test_frozen_bottom_then_top_equals_the_whole_encoder(minilm, encoder):
+    tokenizer, base = minilm if encoder == "minilm" else (minilm[0], tiny_mpnet())
     texts = ["What if the plane goes down?", "Wait, WHAT?! They sold the house?", "Fine."]
-    states = model.bottom_states(tokenizer, base, 4, texts)
+    states = model.bottom_states(tokenizer, base, len(base.encoder.layer) - 2, texts)
     top = model.TunedEncoder(base, 2, data.LABELS).eval()
-    hidden, lengths = train._pad(states, [0, 1, 2])
-    mask = model.additive_mask(lengths, hidden.shape[1], hidden.dtype)
-    for layer in top.top:
-        out = layer(hidden, attention_mask=mask)
-        hidden = out[0] if isinstance(out, tuple) else out
-    batch = tokenizer(texts, padding=True, return_tensors="pt")
     with torch.no_grad():
-        full = base(**batch).last_hidden_state
+        hidden, lengths = train._pad(states, [0, 1, 2])
+        hidden = top.encode(hidden, lengths)
+        batch = tokenizer(texts, padding=True, return_tensors="pt")
+        full = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     for i, n in enumerate(lengths.tolist()):
-        assert torch.allclose(full[i, :n], hidden[i, :n], atol=1e-5)
+        assert torch.allclose(full.last_hidden_state[i, :n], hidden[i, :n], atol=1e-5)
 
 
 def test_training_learns_a_separable_toy_set(minilm, tiny_bert):

