@@ -69,21 +69,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     train.HYPER["tuned_layers"] = args.tuned_layers
 
-    ex, counts = data.build(seed=0, written=True)
-    dropped = [s for s in args.without.split(",") if s]
-    if unknown := sorted(set(dropped) - set(counts)):
-        parser.error(f"--without {','.join(unknown)}: the sources are {', '.join(counts)}")
-    source = np.array(ex.source)
-    held_go = np.flatnonzero((source == "goemotions") & (ex.fold == 0))
-    held_go = held_go[[ex.label[i] is not None for i in held_go]]
-    implicit = [r for _, r in read_jsonl(IMPLICIT / "implicit_emotion.jsonl")]
     sev_text, sev_y, _ = load_judged(judged_dir() / "test_accepted.jsonl")
-    truth = {
-        "goemotions": np.array([ex.label[i] for i in held_go]),
-        "implicit": [r["emotion"] for r in implicit],
-        "sev": np.array(sev_y),
-    }
-
     tokenizer, base = model.load_base(args.base)
     # A head's cost at inference is its encoder's: every layer once over each reply.
     start = time.perf_counter()
@@ -96,6 +82,21 @@ def main() -> None:
     )
     if not seeds:
         return
+
+    ex, counts = data.build(seed=0, written=True)
+    dropped = [s for s in args.without.split(",") if s]
+    if unknown := sorted(set(dropped) - set(counts)):
+        parser.error(f"--without {','.join(unknown)}: the sources are {', '.join(counts)}")
+    source = np.array(ex.source)
+    held_go = np.flatnonzero((source == "goemotions") & (ex.fold == 0))
+    held_go = held_go[[ex.label[i] is not None for i in held_go]]
+    implicit = [r for _, r in read_jsonl(IMPLICIT / "implicit_emotion.jsonl")]
+    truth = {
+        "goemotions": np.array([ex.label[i] for i in held_go]),
+        "implicit": [r["emotion"] for r in implicit],
+        "sev": np.array(sev_y),
+    }
+
     first = len(base.encoder.layer) - args.tuned_layers
     extra = [r["text"] for r in implicit] + sev_text
     states = model.bottom_states(tokenizer, base, first, ex.texts + extra)

@@ -26,39 +26,34 @@ def minilm():
     return model.load_base()
 
 
+def tiny_encoder(family: str, layers: int):
+    """A random encoder that reads MiniLM's token ids: BERT-style, or MPNet (a relative position
+    bias in every layer)."""
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
+
+    config_cls, model_cls, vocab = {
+        "bert": (BertConfig, BertModel, 30522),
+        "mpnet": (MPNetConfig, MPNetModel, 30527),
+    }[family]
+    torch.manual_seed(0)
+    config = config_cls(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    return model_cls(config, add_pooling_layer=False).eval()
+
+
 @pytest.fixture(scope="module")
 def tiny_bert():
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    return BertModel(config, add_pooling_layer=False).eval()
-
-
-def tiny_mpnet():
-    """A random MPNet (relative position bias in every layer) that reads MiniLM's token ids."""
-    from transformers import MPNetConfig, MPNetModel
-
-    torch.manual_seed(0)
-    config = MPNetConfig(
-        vocab_size=30527,
-        hidden_size=32,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    return MPNetModel(config, add_pooling_layer=False).eval()
+    return tiny_encoder("bert", 3)
 
 
 @pytest.mark.parametrize("encoder", ["minilm", "tiny_mpnet"])
 def test_frozen_bottom_then_top_equals_the_whole_encoder(minilm, encoder):
-    tokenizer, base = minilm if encoder == "minilm" else (minilm[0], tiny_mpnet())
+    tokenizer, base = minilm if encoder == "minilm" else (minilm[0], tiny_encoder("mpnet", 4))
     texts = ["What if the plane goes down?", "Wait, WHAT?! They sold the house?", "Fine."]
     states = model.bottom_states(tokenizer, base, len(base.encoder.layer) - 2, texts)
     top = model.TunedEncoder(base, 2, data.LABELS).eval()
