@@ -29,19 +29,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from implicit_set import SET  # the benchmark beside this one
 
 from emobench import EMOTIONS
 from emobench.classify.train import judged_dir, load_judged
 from emobench.classify.tuning import data, model, train
 from emobench.jsonl import read_jsonl
 
-IMPLICIT = Path(__file__).resolve().parents[1] / "tests" / "data" / "implicit"
 COLUMNS = ("goemotions_fold0", "sev_test", *EMOTIONS, "neutral")
 
 
-def scores(probs: np.ndarray, truth: dict[str, list], six: list[int]) -> dict[str, float]:
+def scores(probs: np.ndarray, truth: dict[str, list]) -> dict[str, float]:
     """Percentages of each column from the watched rows' probabilities, in `truth`'s order."""
     labels = np.array(data.LABELS)
+    six = [data.LABELS.index(e) for e in EMOTIONS]
     go_n, imp_n = len(truth["goemotions"]), len(truth["implicit"])
     go, imp, sev = probs[:go_n], probs[go_n : go_n + imp_n], probs[go_n + imp_n :]
     out = {
@@ -90,7 +91,7 @@ def main() -> None:
     source = np.array(ex.source)
     held_go = np.flatnonzero((source == "goemotions") & (ex.fold == 0))
     held_go = held_go[[ex.label[i] is not None for i in held_go]]
-    implicit = [r for _, r in read_jsonl(IMPLICIT / "implicit_emotion.jsonl")]
+    implicit = [r for _, r in read_jsonl(SET)]
     truth = {
         "goemotions": np.array([ex.label[i] for i in held_go]),
         "implicit": [r["emotion"] for r in implicit],
@@ -102,13 +103,12 @@ def main() -> None:
     states = model.bottom_states(tokenizer, base, first, ex.texts + extra)
     watch = np.concatenate([held_go, len(ex.texts) + np.arange(len(extra))])
     rows = np.flatnonzero((ex.fold != 0) & ~np.isin(source, dropped))
-    six = [data.LABELS.index(e) for e in EMOTIONS]
 
     per_seed = {}
     for seed in seeds:
         start = time.perf_counter()
         head, _ = train.fit(base, states, ex, rows, seed, args.epochs, None, f"seed {seed}")
-        per_seed[seed] = scores(train.predict(head, states, watch), truth, six)
+        per_seed[seed] = scores(train.predict(head, states, watch), truth)
         per_seed[seed]["seconds"] = round(time.perf_counter() - start)
     table = np.array([[r[c] for c in COLUMNS] for r in per_seed.values()])
     summary = {
