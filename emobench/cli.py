@@ -126,6 +126,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         help="ft: the fine-tuned encoder (minilm-ft, default); emo7: the frozen encoder's "
         "logistic head (minilm); sev6: SEV replies only (minilm-sev6)",
     )
+    tc.add_argument(
+        "--base",
+        choices=["minilm", "mpnet"],
+        default="minilm",
+        help="with --head ft: the encoder to fine-tune; minilm (all-MiniLM-L6-v2, minilm-ft, "
+        "default) or mpnet (all-mpnet-base-v2, mpnet-ft: about 6x the cost per reply)",
+    )
     tc.add_argument("--seed", type=int, default=0, help="default 0")
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
     tc.set_defaults(func=commands.train_classifier)

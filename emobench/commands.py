@@ -37,19 +37,25 @@ def list_plugins(args: argparse.Namespace) -> None:
 
 
 def train_classifier(args: argparse.Namespace) -> None:
-
     from emobench.classify.minilm import head_path
 
-    out = Path(args.out) if args.out else head_path(f"minilm_{args.head}")
+    if args.head != "ft" and args.base != "minilm":
+        raise EmoBenchError(
+            f"--base {args.base} needs --head ft: the {args.head} head is trained on the frozen "
+            "MiniLM encoder only"
+        )
     if args.head == "ft":
+        from emobench.classify.tuning.bases import get
         from emobench.classify.tuning.head import build_head
 
-        meta = build_head(out, seed=args.seed)
+        out = Path(args.out) if args.out else head_path(get(args.base).head_name)
+        meta = build_head(out, seed=args.seed, base_key=args.base)
         print(f"wrote {out}, {out.with_suffix('.json').name} and {out.with_suffix('.md').name}")
         print(json.dumps({k: meta[k] for k in ("hyperparameters", "heldout")}, indent=2))
         return
     from emobench.classify.train import train
 
+    out = Path(args.out) if args.out else head_path(f"minilm_{args.head}")
     meta = train(out, head=args.head, seed=args.seed)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))

