@@ -123,6 +123,9 @@ def test_an_mpnet_head_loads_on_mpnet_and_scores_as_it_trained(tmp_path):
     )
     with pytest.raises(DataError, match=r"tensors the base encoder does not have.*--base minilm"):
         model.TunedHead(wrong)
+    wrong.with_suffix(".json").write_text(json.dumps({**card, "base": {"name": "bert"}}))
+    with pytest.raises(DataError, match=r"wrong\.json: base 'bert' is not one emobench knows"):
+        model.TunedHead(wrong)
 
 
 def test_base_choice_needs_the_fine_tuned_head():

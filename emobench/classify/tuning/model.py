@@ -145,7 +145,12 @@ class TunedHead:
         self.meta: dict[str, Any] = json.loads(meta_path.read_text())
         card_base = self.meta.get("base") or {}
         # Cards from before there was a choice of base name none: they were all MiniLM.
-        self.base = bases.get(str(card_base.get("name", "minilm")))
+        name = str(card_base.get("name", "minilm"))
+        if name not in bases.BASES:
+            raise DataError(
+                f"{meta_path}: base {name!r} is not one emobench knows ({', '.join(bases.BASES)})"
+            )
+        self.base = bases.BASES[name]
         retrain = f"rebuild it with `emobench train-classifier --head ft --base {self.base.key}`"
         base_dir = self.base.path()
         if (want := card_base.get("sha256")) and want != (
