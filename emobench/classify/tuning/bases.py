@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from emobench.data import file_sha256
 from emobench.errors import EmoBenchError
 from emobench.paths import cache_dir, package_dir
 
@@ -70,14 +70,6 @@ def get(key: str) -> Base:
     if key not in BASES:
         raise EmoBenchError(f"unknown base encoder {key!r}; choose one of: {', '.join(BASES)}")
     return BASES[key]
-
-
-def file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def _part_files(base: Base) -> list[Path]:

@@ -73,7 +73,7 @@ def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, 
         "base": {
             "name": spec.key,
             "file": "model.safetensors",
-            "sha256": bases.file_sha256(spec.path() / "model.safetensors"),
+            "sha256": file_sha256(spec.path() / "model.safetensors"),
         },
         "weights": "the fine-tuned layers and the head, float16 on disk, float32 in use",
         "seed": seed,

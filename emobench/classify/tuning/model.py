@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from emobench.classify.encoder import length_sorted_batches
 from emobench.classify.tuning import bases
+from emobench.data import file_sha256
 from emobench.errors import DataError
 
 MAX_TOKENS = 128  # replies and comments are far shorter; longer texts are truncated
@@ -154,7 +155,7 @@ class TunedHead:
         retrain = f"rebuild it with `emobench train-classifier --head ft --base {self.base.key}`"
         base_dir = self.base.path()
         if (want := card_base.get("sha256")) and want != (
-            have := bases.file_sha256(base_dir / "model.safetensors")
+            have := file_sha256(base_dir / "model.safetensors")
         ):
             raise DataError(
                 f"{path}: trained on base weights {want[:12]}, but the installed "
