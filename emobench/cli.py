@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from emobench import commands, lm_eval_glue
+from emobench.classify.tuning.bases import BASES
 from emobench.cli_study import add_study_commands
 from emobench.errors import EmoBenchError
 
@@ -128,7 +129,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     tc.add_argument(
         "--base",
-        choices=["minilm", "mpnet"],
+        choices=list(BASES),
         default="minilm",
         help="with --head ft: the encoder to fine-tune; minilm (all-MiniLM-L6-v2, minilm-ft, "
         "default) or mpnet (all-mpnet-base-v2, mpnet-ft: about 6x the cost per reply)",
