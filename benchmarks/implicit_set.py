@@ -1,13 +1,20 @@
 """How the shared classifier reads emotion that is shown, not named: the hand-written validation
 set in tests/data/implicit/ (never used for training or thresholds).
 
-    python benchmarks/implicit_set.py [--classifiers minilm,minilm-sev6] [--json FILE]
+    python benchmarks/implicit_set.py [--classifiers minilm,minilm-sev6,minilm-ft+mpnet-ft]
+        [--json FILE] [--file tests/data/hard_cases.jsonl]
 
 Printed per classifier and emotion: accuracy of the most probable label (7 labels; neutral for
 the bland lines), the forced choice among the six emotions (what SEV's accuracy counts; not for
 neutral), the judge-compatible match rate (the target's probability reaches its threshold), and
 the Wilson 95 % interval of the label accuracy: how far the rate on lines of that kind could lie
-from the one measured on so few (16 lines of happiness: one line is 6 points).
+from the one measured on so few (16 lines of happiness: one line is 6 points). `a+b` is the mean
+of classifiers a's and b's probabilities (label and forced choice only: an ensemble has no
+thresholds).
+
+--file reads another set of the same shape instead: lines with `text`, the expected label under
+`emotion` (or `label`) and a `kind`, such as the hand-written hard cases and the over-steered
+replies of tests/data/hard_cases.jsonl.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 from scipy.stats import binomtest
 
 from emobench import EMOTIONS
@@ -31,19 +39,37 @@ def wilson(hits: int, n: int) -> tuple[float, float]:
     return round(float(ci.low), 4), round(float(ci.high), 4)
 
 
+def ensemble(names: list[str], texts: list[str]) -> list[dict]:
+    """The mean of several classifiers' probabilities, as `classify` would report it without a
+    target: an ensemble has no thresholds of its own, so no judge-compatible verdict."""
+    members = [get_classifier(n) for n in names]
+    labels = members[0].labels
+    if any(m.labels != labels for m in members):
+        raise SystemExit(f"{'+'.join(names)}: the members' labels differ")
+    probs = np.mean([m.predict_proba(texts) for m in members], axis=0)
+    return [
+        {"label": labels[int(row.argmax())], "probs": dict(zip(labels, row, strict=True))}
+        for row in probs
+    ]
+
+
 def measure(name: str, lines: list[dict]) -> dict[str, dict]:
-    clf = get_classifier(name)
     emotional = [x for x in lines if x["emotion"] in EMOTIONS]
     bland = [x for x in lines if x["emotion"] not in EMOTIONS]
-    scored = clf.classify([x["text"] for x in emotional], [x["emotion"] for x in emotional])
-    scored += clf.classify([x["text"] for x in bland])
+    if "+" in name:
+        scored = ensemble(name.split("+"), [x["text"] for x in emotional + bland])
+    else:
+        clf = get_classifier(name)
+        scored = clf.classify([x["text"] for x in emotional], [x["emotion"] for x in emotional])
+        scored += clf.classify([x["text"] for x in bland])
     by: dict[str, list[dict]] = defaultdict(list)
     for s, line in zip(scored, emotional + bland, strict=True):
         target = line["emotion"]
         row = {"accuracy": s["label"] == target}
         if target in EMOTIONS:
             row["forced_choice"] = max(EMOTIONS, key=lambda e: s["probs"][e]) == target
-            row["match"] = bool(s["match"])
+            if "match" in s:
+                row["match"] = bool(s["match"])
         for key in (target, f"{target}/{line['kind']}"):
             by[key].append(row)
     return {
@@ -58,11 +84,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--classifiers", default="minilm")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--file", default=str(SET), help=f"default {SET.name}")
     args = parser.parse_args()
-    lines = [record for _, record in read_jsonl(SET)]
+    lines = [
+        record | {"emotion": record.get("emotion", record.get("label")), "kind": record.get("kind")}
+        for _, record in read_jsonl(args.file)
+    ]
     report = {name: measure(name, lines) for name in args.classifiers.split(",")}
     for name, rows in report.items():
-        print(f"\n{name}: {len(lines)} lines of {SET.name}")
+        print(f"\n{name}: {len(lines)} lines of {Path(args.file).name}")
         print(
             f"  {'emotion[/kind]':<24}{'n':>5}{'label %':>10}{'95 % CI':>12}"
             f"{'forced %':>10}{'match %':>10}"
