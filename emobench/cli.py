@@ -158,7 +158,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sc = subparsers.add_parser(
         "score", help="re-score a finished run's samples log, no regeneration"
     )
-    sc.add_argument("samples", help="an lm-eval samples_sev_emotion_*.jsonl file")
+    sc.add_argument(
+        "samples", help="an lm-eval samples_sev_emotion_*.jsonl file (or a published .jsonl.gz)"
+    )
     sc.add_argument(
         "--classifier",
         default=DEFAULT_CLASSIFIER,
@@ -205,6 +207,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "their accuracy-vs-quality frontier",
     )
     lb.set_defaults(func=commands.leaderboard)
+
+    pub = subparsers.add_parser(
+        "publish",
+        help="copy runs' results with their whole samples logs (gzipped) to a published folder",
+        description="Each sev_emotion run's results_<stamp>.json is copied into --to, and its "
+        "samples log (every reply, from --log_samples) is written beside it as "
+        "samples_sev_emotion_<stamp>.jsonl.gz, so that `emobench score` can re-score a published "
+        "run with a rebuilt classifier without generating again. Publishing again is a no-op; "
+        "a file of the same name with other content is refused.",
+    )
+    pub.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")
+    pub.add_argument("--to", required=True, metavar="DIR", help="the published folder")
+    pub.set_defaults(func=commands.publish)
     for name, sub in subparsers.choices.items():
         sub.prog = f"emobench {name}"  # lm-eval named its subparsers after itself
     return parser, dict(subparsers.choices)

@@ -82,6 +82,16 @@ def leaderboard(args: argparse.Namespace) -> None:
         print(text)
 
 
+def publish(args: argparse.Namespace) -> None:
+    from emobench.leaderboard.publish import publish as publish_runs
+
+    written = publish_runs(args.paths, args.to)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"{args.to}: already holds these runs; nothing written")
+
+
 def classify(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
     from emobench.scoring.rescore import read_texts

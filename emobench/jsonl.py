@@ -1,15 +1,18 @@
 """Reading JSON-lines files with errors that name the file and line.
 
 Blank lines are skipped, as most JSON-lines readers do (an editor's trailing empty line, or a
-blank line between records, holds no record); line numbers in errors stay the file's own.
+blank line between records, holds no record); line numbers in errors stay the file's own. A file
+whose name ends in `.gz` is read through gzip (published runs keep their samples logs that way).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from emobench.errors import DataError
 
@@ -21,6 +24,11 @@ def json_error(exc: json.JSONDecodeError, with_line: bool = True) -> str:
     return f"{exc.msg}{at} {where}"
 
 
+def open_bytes(path: Path) -> IO[bytes]:
+    """`path` for reading bytes, through gzip when its name ends in `.gz`."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
 def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ("file:line", object) for each non-blank line; bad input raises DataError."""
     path = Path(path)
@@ -28,9 +36,19 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise DataError(f"{path} is a directory; expected a JSON-lines file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    try:
+        yield from _records(path)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{path}: not a whole gzip file ({exc or type(exc).__name__}); copy it again, "
+            "or drop the .gz from its name if it is plain JSON lines"
+        ) from exc
+
+
+def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     seen = False
     # Bytes, decoded line by line, so that bad UTF-8 is reported with its line number.
-    with path.open("rb") as handle:
+    with open_bytes(path) as handle:
         for lineno, raw in enumerate(handle, start=1):
             where = f"{path}:{lineno}"
             try:

@@ -46,7 +46,7 @@ COLUMNS = [
 ]
 
 
-def _result_files(paths: Iterable[str | Path]) -> list[Path]:
+def result_files(paths: Iterable[str | Path]) -> list[Path]:
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_file():
@@ -118,7 +118,7 @@ def _classifier_name(spec: dict[str, Any]) -> str:
     return f"{spec.get('name', '?')}@{sha[:8]}" if sha else spec.get("name", "?")
 
 
-def _read_row(path: Path) -> dict[str, Any] | str:
+def read_row(path: Path) -> dict[str, Any] | str:
     """The leaderboard row of one results file, or why the file has none."""
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
@@ -144,8 +144,8 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     or another task's) is skipped with a warning that names it and says why.
     """
     newest: dict[tuple, dict[str, Any]] = {}
-    for path in _result_files(paths):
-        row = _read_row(path)
+    for path in result_files(paths):
+        row = read_row(path)
         if isinstance(row, str):
             log.warning("%s: skipped: %s", path, row)
             continue

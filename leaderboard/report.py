@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from typing import Any
 from emobench.leaderboard.collect import TASK, rankings
 
 from emobench import EMOTIONS
+from emobench.jsonl import open_bytes
 from emobench.record import read_record, task_extras
+from emobench.scoring.rescore import SAMPLES_SUFFIXES
 
 SAMPLES_PER_EMOTION = 2
 # Replies are capped at 100 tokens by the task; this bounds the report if a log holds more.
@@ -87,7 +90,10 @@ def samples_log(results_path: Path, results: dict[str, Any] | None) -> tuple[Pat
     candidates: list[Path] = []
     stamp = STAMP.match(results_path.name)
     if stamp:
-        candidates.append(results_path.with_name(f"samples_{TASK}_{stamp.group(1)}.jsonl"))
+        candidates += [
+            results_path.with_name(f"samples_{TASK}_{stamp.group(1)}{suffix}")
+            for suffix in SAMPLES_SUFFIXES
+        ]
     record = (read_record(results) or {}) if results else {}
     if isinstance(record.get("rescored_from"), str):
         # A re-scored run: the log it was scored from.
@@ -127,8 +133,9 @@ def sample_generations(log: Path, per: int = SAMPLES_PER_EMOTION) -> list[dict[s
     """The first `per` replies of each target emotion in the log: lm-eval writes docs in order,
     so runs over the same docs show the same situations."""
     picked: dict[str, list[dict[str, Any]]] = {e: [] for e in EMOTIONS}
-    with log.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
+    with open_bytes(log) as handle:
+        for raw in handle:
+            line = raw.decode("utf-8", errors="replace")
             if all(len(v) >= per for v in picked.values()):
                 break
             try:
@@ -164,8 +171,9 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
     if log is not None:
         try:
             samples = sample_generations(log)
-        except OSError as exc:
-            note = f"The samples log {log} could not be read ({exc.strerror or exc})."
+        except (OSError, EOFError, zlib.error) as exc:  # a damaged .gz: BadGzipFile, EOFError
+            why = getattr(exc, "strerror", None) or exc
+            note = f"The samples log {log} could not be read ({why})."
         else:
             if not samples:
                 note = f"The samples log {log} holds no {TASK} replies."

@@ -150,11 +150,24 @@ def score_samples(
     return result
 
 
+# A samples log as lm-eval writes it, and as `emobench publish` keeps it (gzip).
+SAMPLES_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def run_stamp(samples_path: str | Path) -> str:
+    """The timestamp a samples log shares with its results file: samples_<task>_<stamp>.jsonl."""
+    name = Path(samples_path).name
+    for suffix in sorted(SAMPLES_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name.rpartition("_")[2]
+
+
 def results_beside(samples_path: str | Path) -> dict[str, Any] | None:
     """The lm-eval results file written with a samples log (same timestamp), if it is there."""
     path = Path(samples_path)
-    stamp = path.stem.rpartition("_")[2]
-    candidate = path.with_name(f"results_{stamp}.json")
+    candidate = path.with_name(f"results_{run_stamp(path)}.json")
     if candidate.is_file():
         with contextlib.suppress(json.JSONDecodeError, OSError):
             return json.loads(candidate.read_text())

@@ -141,7 +141,7 @@ def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, 
         f"torch {torch.__version__}",
         "emobench_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": COMMAND + ("" if spec.key == "minilm" else f" --base {spec.key}"),
+        "command": f"{COMMAND} --base {spec.key}",
     }
     model.save(final, out, card)
     card = json.loads(out.with_suffix(".json").read_text())

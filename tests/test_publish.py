@@ -1,0 +1,106 @@
+"""Published runs keep every reply: `emobench publish` and the gzipped samples log it writes,
+read back by `emobench score`, the leaderboard and its report, on a real --limit run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from emobench.errors import DataError, EmoBenchError
+from emobench.jsonl import read_jsonl
+from emobench.leaderboard.publish import publish
+from tests.helpers import emobench, last_line
+
+
+@pytest.fixture(scope="module")
+def limit_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    proc = emobench(
+        *["--tasks", "sev_emotion", "--controller", "none", "--limit", "6", "--batch_size", "6"],
+        *["--output_path", str(out), "--log_samples", "--model_args", "measure_fluency=false"],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _one(root: Path, pattern: str) -> Path:
+    (found,) = root.rglob(pattern)
+    return found
+
+
+@pytest.mark.integration
+def test_a_published_run_is_rescored_and_reported_from_its_gzipped_log(limit_run, tmp_path):
+    pub = tmp_path / "published"
+    proc = emobench("publish", str(limit_run), "--to", str(pub))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results, log = _one(limit_run, "results_*.json"), _one(limit_run, "samples_sev_emotion_*.jsonl")
+    gz = pub / f"{log.name}.gz"
+    assert sorted(p.name for p in pub.iterdir()) == sorted([results.name, gz.name])
+    assert gzip.decompress(gz.read_bytes()) == log.read_bytes()
+    assert (pub / results.name).read_bytes() == results.read_bytes()
+
+    again = emobench("publish", str(limit_run), "--to", str(pub))
+    assert again.returncode == 0 and "nothing written" in again.stdout
+
+    rescored = pub / results.name.replace(".json", "_minilm-ft.json")
+    score = emobench("score", str(gz), "--classifier", "minilm-ft", "--results", str(rescored))
+    assert score.returncode == 0, score.stderr[-3000:]
+    own = json.loads(results.read_text())["results"]["sev_emotion"]
+    new = json.loads(rescored.read_text())["results"]["sev_emotion"]
+    # Same replies, same classifier: the published log re-scores to the run's own numbers.
+    for key in ("acc,classify", "acc_match,classify", "macro_f1,classify"):
+        assert new[key] == pytest.approx(own[key]), key
+
+    report = tmp_path / "report"
+    board = emobench("leaderboard", str(pub / results.name), "--out", str(report))
+    assert board.returncode == 0, board.stderr[-3000:]
+    html = (report / "leaderboard.html").read_text()
+    assert 'class="samples"' in html and "No samples log" not in html
+
+
+@pytest.mark.integration
+def test_a_run_without_its_samples_log_is_refused(limit_run, tmp_path):
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(_one(limit_run, "results_*.json"), lone)
+    with pytest.raises(EmoBenchError, match=r"results_.*\.json: not published: No samples log"):
+        publish([lone], tmp_path / "published")
+    assert not (tmp_path / "published").exists()
+
+
+@pytest.mark.integration
+def test_publishing_over_other_content_is_refused(limit_run, tmp_path):
+    pub = tmp_path / "published"
+    pub.mkdir()
+    taken = pub / _one(limit_run, "results_*.json").name
+    taken.write_text("{}\n")
+    proc = emobench("publish", str(limit_run), "--to", str(pub))
+    assert proc.returncode == 2
+    assert last_line(proc) == (
+        f"emobench: error: {taken} exists with other content; publish to another directory "
+        "or remove it first"
+    )
+    assert taken.read_text() == "{}\n"
+
+
+def test_a_gzipped_jsonl_reads_like_the_plain_one_and_a_cut_one_is_named(tmp_path):
+    lines = [{"text": f"reply {i}", "emotion": "fear"} for i in range(50)]
+    plain = tmp_path / "log.jsonl"
+    plain.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    whole = tmp_path / "log.jsonl.gz"
+    whole.write_bytes(gzip.compress(plain.read_bytes()))
+    assert [r for _, r in read_jsonl(whole)] == [r for _, r in read_jsonl(plain)]
+    assert next(iter(read_jsonl(whole)))[0] == f"{whole}:1"
+
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole.read_bytes()[:-20])
+    with pytest.raises(DataError, match=rf"^{cut}: not a whole gzip file .*copy it again"):
+        list(read_jsonl(cut))
+    mislabelled = tmp_path / "plain.jsonl.gz"
+    mislabelled.write_bytes(plain.read_bytes())
+    with pytest.raises(DataError, match="drop the .gz from its name"):
+        list(read_jsonl(mislabelled))
