@@ -13,14 +13,18 @@ from pathlib import Path
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A unique name opened with "x" (not mkstemp, whose files are private): the file gets the
     # mode any new file gets here, and no other writer can be using the same temporary.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
     try:
-        with tmp.open("x", encoding="utf-8") as handle:
-            handle.write(text)
+        with tmp.open("xb") as handle:
+            handle.write(data)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # gone after a successful replace

@@ -13,21 +13,22 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
 from emobench.leaderboard.collect import TASK, read_row, result_files
 from emobench.leaderboard.report import samples_log
 
+from emobench import atomic
 from emobench.errors import EmoBenchError
 from emobench.record import read_record
 
 log = logging.getLogger("emobench.leaderboard")
 
 
-def _same_or_absent(path: Path, data: bytes) -> bool:
-    """True when `path` is absent; False when it holds `data` already; else refuses."""
+def _absent(path: Path, data: bytes) -> bool:
+    """True when `path` does not exist, False when it already holds `data`; other content is
+    refused, since it would be overwritten."""
     if not path.exists():
         return True
     if path.read_bytes() == data:
@@ -51,8 +52,8 @@ def publish(paths: Iterable[str | Path], dest: str | Path) -> list[Path]:
     it; returns the files written. A run without its samples log is refused (nothing could
     re-score it); a re-scored results file is left out with a warning, as its replies are its
     source run's."""
-    dest = Path(dest)
-    runs: list[tuple[Path, Path]] = []
+    paths, dest = list(paths), Path(dest)
+    files: dict[Path, bytes] = {}
     for path in result_files(paths):
         row = read_row(path)
         if isinstance(row, str):
@@ -76,22 +77,16 @@ def publish(paths: Iterable[str | Path], dest: str | Path) -> list[Path]:
                 f"{path}: not published: {note} A published run keeps every reply, so that a "
                 "rebuilt classifier can re-score it."
             )
-        runs.append((path, samples))
-    if not runs:
+        files[dest / path.name] = path.read_bytes()
+        gz_name = samples.name if samples.suffix == ".gz" else f"{samples.name}.gz"
+        files[dest / gz_name] = _gzipped(samples)
+    if not files:
         raise EmoBenchError(
             f"no {TASK} run to publish under {', '.join(map(str, paths))}; pass --output_path "
             "directories of runs made with --log_samples, or their results_*.json files"
         )
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    for results_path, samples in runs:
-        target = dest / results_path.name
-        if _same_or_absent(target, results_path.read_bytes()):
-            shutil.copyfile(results_path, target)
-            written.append(target)
-        gz_name = samples.name if samples.suffix == ".gz" else f"{samples.name}.gz"
-        data = _gzipped(samples)
-        if _same_or_absent(dest / gz_name, data):
-            (dest / gz_name).write_bytes(data)
-            written.append(dest / gz_name)
-    return written
+    # Every name is checked before anything is written: a refusal leaves `dest` as it was.
+    new = [target for target, data in files.items() if _absent(target, data)]
+    for target in new:
+        atomic.write_bytes(target, files[target])
+    return new

@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from emobench.leaderboard.publish import publish
 
 from emobench.errors import DataError, EmoBenchError
 from emobench.jsonl import read_jsonl
-from emobench.leaderboard.publish import publish
 from tests.helpers import emobench, last_line
 
 
@@ -84,6 +84,8 @@ def test_publishing_over_other_content_is_refused(limit_run, tmp_path):
         f"emobench: error: {taken} exists with other content; publish to another directory "
         "or remove it first"
     )
+    # Every name is checked before anything is written: the samples log was not written either.
+    assert sorted(p.name for p in pub.iterdir()) == [taken.name]
     assert taken.read_text() == "{}\n"
 
 
@@ -102,5 +104,5 @@ def test_a_gzipped_jsonl_reads_like_the_plain_one_and_a_cut_one_is_named(tmp_pat
         list(read_jsonl(cut))
     mislabelled = tmp_path / "plain.jsonl.gz"
     mislabelled.write_bytes(plain.read_bytes())
-    with pytest.raises(DataError, match="drop the .gz from its name"):
+    with pytest.raises(DataError, match=r"drop the \.gz from its name"):
         list(read_jsonl(mislabelled))
