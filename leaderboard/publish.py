@@ -3,9 +3,12 @@
 A published table is only as durable as the replies behind it. When the shared classifier is
 rebuilt, every published run must be re-scored (`emobench score`), and that needs each reply,
 not the few a report shows. So a run is published as its lm-eval results file and its whole
-samples log, gzipped (about a fifth of the size), beside each other under the names lm-eval gave
-them; `emobench score`, `emobench leaderboard` and the HTML report read the `.jsonl.gz` as they
-read the plain log.
+samples log, gzipped (about a twentieth of the size) and without the SEV situation text (the
+doc's scenario and event, the prompt built from them, and what a reply copies of them:
+third-party data that re-scoring reads from the SEV files again, emobench.scoring.situations),
+beside each other under the names lm-eval gave them;
+`emobench score`, `emobench leaderboard` and the HTML report read the `.jsonl.gz` as they read
+the plain log.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from emobench.leaderboard.collect import TASK, read_row, result_files
 from emobench.leaderboard.report import samples_log
 
 from emobench import atomic
 from emobench.errors import EmoBenchError
+from emobench.jsonl import read_jsonl
 from emobench.record import read_record
+from emobench.scoring.situations import SITUATION_KEYS, redact
 
 log = logging.getLogger("emobench.leaderboard")
 
@@ -38,13 +44,32 @@ def _absent(path: Path, data: bytes) -> bool:
     )
 
 
-def _gzipped(source: Path) -> bytes:
-    """`source` gzipped with no name or time in the header: the same log gives the same bytes,
-    so publishing again changes nothing in a repository."""
-    raw = source.read_bytes()
-    if source.suffix == ".gz":
-        return raw
-    return gzip.compress(raw, compresslevel=9, mtime=0)
+def _public_line(record: dict[str, Any]) -> dict[str, Any]:
+    """A samples line without the SEV text it carries (third-party data, not ours to publish):
+    the doc's situation, the prompt built from it, and what the reply copies of it, which
+    becomes a reference that re-scoring resolves against the SEV files (scoring.situations)."""
+    out = {k: v for k, v in record.items() if k != "arguments"}
+    doc = out.get("doc")
+    if not isinstance(doc, dict) or not all(k in doc for k in SITUATION_KEYS):
+        return out  # published already
+    out["resps"] = [[redact(r, doc) for r in resps] for resps in out["resps"]]
+    scored = json.loads(out["filtered_resps"][0])
+    scored["text"] = redact(scored["text"], doc)
+    out["filtered_resps"] = [json.dumps(scored, ensure_ascii=False)]
+    out["doc"] = {k: v for k, v in doc.items() if k not in SITUATION_KEYS}
+    return out
+
+
+def _published_log(source: Path) -> bytes:
+    """`source` as published: its lines without the SEV text, gzipped with no name or time in
+    the header, so the same log gives the same bytes and publishing again changes nothing."""
+    lines = []
+    for where, record in read_jsonl(source):
+        try:
+            lines.append(json.dumps(_public_line(record), ensure_ascii=False) + "\n")
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise EmoBenchError(f"{where}: not published: {exc}") from exc
+    return gzip.compress("".join(lines).encode("utf-8"), compresslevel=9, mtime=0)
 
 
 def publish(paths: Iterable[str | Path], dest: str | Path) -> list[Path]:
@@ -79,7 +104,7 @@ def publish(paths: Iterable[str | Path], dest: str | Path) -> list[Path]:
             )
         files[dest / path.name] = path.read_bytes()
         gz_name = samples.name if samples.suffix == ".gz" else f"{samples.name}.gz"
-        files[dest / gz_name] = _gzipped(samples)
+        files[dest / gz_name] = _published_log(samples)
     if not files:
         raise EmoBenchError(
             f"no {TASK} run to publish under {', '.join(map(str, paths))}; pass --output_path "

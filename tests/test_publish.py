@@ -1,5 +1,6 @@
-"""Published runs keep every reply: `emobench publish` and the gzipped samples log it writes,
-read back by `emobench score`, the leaderboard and its report, on a real --limit run."""
+"""Published runs keep every reply: `emobench publish` and the gzipped samples log it writes
+(without the SEV situation text), read back by `emobench score`, the leaderboard and its report,
+on a real --limit run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from emobench.leaderboard.publish import publish
 
 from emobench.errors import DataError, EmoBenchError
 from emobench.jsonl import read_jsonl
+from emobench.scoring.situations import MIN_SPAN, redact, restore
 from tests.helpers import emobench, last_line
 
 
@@ -40,8 +42,25 @@ def test_a_published_run_is_rescored_and_reported_from_its_gzipped_log(limit_run
     results, log = _one(limit_run, "results_*.json"), _one(limit_run, "samples_sev_emotion_*.jsonl")
     gz = pub / f"{log.name}.gz"
     assert sorted(p.name for p in pub.iterdir()) == sorted([results.name, gz.name])
-    assert gzip.decompress(gz.read_bytes()) == log.read_bytes()
     assert (pub / results.name).read_bytes() == results.read_bytes()
+    # Every line is kept, without the SEV text (the situation and the prompt built from it).
+    own_lines = [json.loads(line) for line in log.read_text().splitlines()]
+    public_text = gzip.decompress(gz.read_bytes()).decode()
+    kept = [json.loads(line) for line in public_text.splitlines()]
+    assert len(kept) == len(own_lines) == 6
+    for mine, public in zip(own_lines, kept, strict=True):
+        assert "scenario" in mine["doc"] and "arguments" in mine
+        assert not {"scenario", "event", "theme"} & set(public["doc"])
+        assert "arguments" not in public and mine["doc"]["scenario"] not in public_text
+        for key in ("doc_hash", "acc", "ppl"):
+            assert public[key] == mine[key], key
+        # What a reply copies of its situation is a reference the SEV text restores exactly.
+        assert restore(public["resps"][0][0], mine["doc"]) == mine["resps"][0][0]
+        scored = json.loads(public["filtered_resps"][0])
+        assert restore(scored.pop("text"), mine["doc"]) == mine["resps"][0][0]
+        assert scored == {
+            k: v for k, v in json.loads(mine["filtered_resps"][0]).items() if k != "text"
+        }
 
     again = emobench("publish", str(limit_run), "--to", str(pub))
     assert again.returncode == 0 and "nothing written" in again.stdout
@@ -52,7 +71,8 @@ def test_a_published_run_is_rescored_and_reported_from_its_gzipped_log(limit_run
     own = json.loads(results.read_text())["results"]["sev_emotion"]
     new = json.loads(rescored.read_text())["results"]["sev_emotion"]
     # Same replies, same classifier: the published log re-scores to the run's own numbers.
-    for key in ("acc,classify", "acc_match,classify", "macro_f1,classify"):
+    # Relevance needs each reply's situation: re-scoring takes it from the SEV files again.
+    for key in ("acc,classify", "acc_match,classify", "macro_f1,classify", "relevance,classify"):
         assert new[key] == pytest.approx(own[key]), key
 
     report = tmp_path / "report"
@@ -106,3 +126,34 @@ def test_a_gzipped_jsonl_reads_like_the_plain_one_and_a_cut_one_is_named(tmp_pat
     mislabelled.write_bytes(plain.read_bytes())
     with pytest.raises(DataError, match=r"drop the \.gz from its name"):
         list(read_jsonl(mislabelled))
+
+
+def test_a_doc_without_its_situation_must_be_in_the_sev_data(tmp_path, sev_dir):
+    from emobench.scoring.rescore import read_samples
+
+    line = {"doc": {"key": "nowhere_00__positive__anger", "valence": "positive"}, "resps": [["x"]]}
+    line["doc"]["target_emotion"] = "anger"
+    log = tmp_path / "samples_sev_emotion_2026-01-01T00-00-00.jsonl.gz"
+    log.write_bytes(gzip.compress((json.dumps(line) + "\n").encode()))
+    with pytest.raises(DataError, match=r"1 docs without their situation text \(e.g. 'nowhere_00"):
+        read_samples(log)
+    test_key = "work_test_00__positive__anger"
+    line["doc"]["key"] = test_key
+    log.write_bytes(gzip.compress((json.dumps(line) + "\n").encode()))
+    (restored,) = read_samples(log)
+    assert restored["doc"]["scenario"] and restored["doc"]["event"]
+
+
+def test_a_reply_that_copies_its_situation_is_published_with_references(test_docs):
+    doc = test_docs[0]
+    reply = f"So {doc['event']} And {doc['scenario'][3:40].lower()}, honestly."
+    public = redact(reply, doc)
+    assert "⟦e:0:" in public and restore(public, doc) == reply
+    # No run of MIN_SPAN characters of the situation is left in the published text.
+    for source in (doc["event"], doc["scenario"]):
+        assert not any(
+            source[i : i + MIN_SPAN] in public for i in range(len(source) - MIN_SPAN + 1)
+        )
+    assert redact("A reply of its own.", doc) == "A reply of its own."
+    with pytest.raises(ValueError, match="already holds a reference"):
+        redact("odd ⟦e:0:3⟧ text", doc)

@@ -16,6 +16,7 @@ from emobench.record import QA_KEYS, given_args, read_record
 from emobench.scoring.gate import QualityGate, describe, gate_for
 from emobench.scoring.metrics import BREAKDOWNS, QUALITY, aggregate, cohen_kappa, sample_metrics
 from emobench.scoring.quality import measure_quality
+from emobench.scoring.situations import restore_situations
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
         with contextlib.suppress(KeyError, IndexError, TypeError, json.JSONDecodeError):
             original = json.loads(record["filtered_resps"][0])
         out.append({"doc": doc, "text": _clip(text, where), "original": original})
+    restore_situations(out, path)
     return out
 
 
