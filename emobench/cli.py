@@ -214,8 +214,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         description="Each sev_emotion run's results_<stamp>.json is copied into --to, and its "
         "samples log (every reply, from --log_samples) is written beside it as "
         "samples_sev_emotion_<stamp>.jsonl.gz, so that `emobench score` can re-score a published "
-        "run with a rebuilt classifier without generating again. Publishing again is a no-op; "
-        "a file of the same name with other content is refused.",
+        "run with a rebuilt classifier without generating again. The SEV situation text (the "
+        "docs' scenario and event, the prompts, what a reply copies of them) is left out and read "
+        "from $EMOBENCH_SEV_DIR again when re-scoring. Publishing again is a no-op; a file of "
+        "the same name with other content is refused.",
     )
     pub.add_argument("paths", nargs="+", help="--output_path directories (or results JSON files)")
     pub.add_argument("--to", required=True, metavar="DIR", help="the published folder")
