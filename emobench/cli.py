@@ -98,8 +98,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--classifier",
         default=None,
         metavar="<name>",
-        help="emotion classifier plugin that scores the generations (default minilm-ft; the same "
-        "as --model_args classifier=<name>, or --metadata classifier=<name> for other models)",
+        help="emotion classifier plugin that scores the generations (default "
+        f"{DEFAULT_CLASSIFIER}; the same as --model_args classifier=<name>, or --metadata "
+        "classifier=<name> for other models)",
     )
     run.set_defaults(func=run_evaluation)
 
@@ -124,15 +125,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--head",
         choices=["ft", "emo7", "sev6"],
         default="ft",
-        help="ft: the fine-tuned encoder (minilm-ft, default); emo7: the frozen encoder's "
+        help="ft: a fine-tuned encoder (minilm-ft or mpnet-ft, by --base; default); emo7: the "
+        "frozen encoder's "
         "logistic head (minilm); sev6: SEV replies only (minilm-sev6)",
     )
     tc.add_argument(
         "--base",
         choices=list(BASES),
         default="minilm",
-        help="with --head ft: the encoder to fine-tune; minilm (all-MiniLM-L6-v2, minilm-ft, "
-        "default) or mpnet (all-mpnet-base-v2, mpnet-ft: about 6x the cost per reply)",
+        help="with --head ft: the encoder to fine-tune; minilm (all-MiniLM-L6-v2, minilm-ft; "
+        "default, about 36 min here) or mpnet (all-mpnet-base-v2, mpnet-ft, the default "
+        "classifier; about 83 min)",
     )
     tc.add_argument("--seed", type=int, default=0, help="default 0")
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")

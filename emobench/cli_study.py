@@ -45,6 +45,8 @@ def _documented(subparsers: Any, name: str, help: str, module: str) -> argparse.
 
 
 def add_study_commands(subparsers: Any) -> None:
+    from emobench.classify import DEFAULT_CLASSIFIER
+
     cg = _documented(
         subparsers,
         "calibrate-gate",
@@ -86,7 +88,8 @@ def add_study_commands(subparsers: Any) -> None:
         "--classifier",
         default=None,
         metavar="<name>",
-        help="classifier plugin that judges the replies for --accepted_only (default minilm-ft)",
+        help="classifier plugin that judges the replies for --accepted_only (default "
+        f"{DEFAULT_CLASSIFIER})",
     )
     dc.add_argument(
         "--probe_situations",

@@ -56,12 +56,14 @@ def read_record(results: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def default_classifier_of(metadata: Mapping[str, Any]) -> str:
     """The classifier that scored a run which did not name one: the default of the task version
-    it ran (sev_emotion 3.0 made minilm-ft the default; earlier versions used minilm). A
-    later change of default must bump the task version and add its name here."""
+    it ran (sev_emotion 4.0 made mpnet-ft the default, 3.0 minilm-ft; earlier versions used
+    minilm). A later change of default must bump the task version and add its name here."""
     try:
         version = float(metadata.get("version", 0))
     except (TypeError, ValueError):
         version = 0.0
+    if version >= 4:
+        return "mpnet-ft"
     return "minilm-ft" if version >= 3 else "minilm"
 
 

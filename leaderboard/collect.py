@@ -2,7 +2,8 @@
 
 A ranking holds only rows that can be compared: the same classifier (name and head hash) and
 the same kind of run (full, or cut short with --limit). A --limit run is shown as partial and is
-never ranked against full runs; rows scored by different classifiers never share a ranking.
+never ranked against full runs; rows scored by different classifiers never share a ranking, and
+the default classifier's ranking comes first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench import EMOTIONS, VALENCES
+from emobench.classify import DEFAULT_CLASSIFIER
 from emobench.errors import EmoBenchError
 from emobench.jsonl import json_error
 from emobench.record import finite, foreign_record, given_args, read_record, task_extras
@@ -161,12 +163,13 @@ def ranking_of(row: dict[str, Any]) -> str:
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows grouped into rankings (full before partial, then by classifier) and ranked within
-    each by expression accuracy; a row without accuracy comes last."""
+    """Rows grouped into rankings (full before partial, then the default classifier before
+    others) and ranked within each by expression accuracy; a row without accuracy comes last."""
     ordered = sorted(
         rows,
         key=lambda r: (
             r["partial"],
+            r["classifier"].split("@")[0] != DEFAULT_CLASSIFIER,
             r["classifier"],
             r["acc"] is None,
             -(r["acc"] or 0),

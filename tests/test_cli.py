@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from emobench.classify import DEFAULT_CLASSIFIER
 from emobench.record import task_extras
 from tests.helpers import emobench, last_line
 
@@ -83,7 +84,7 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     record = results["config"]["emobench"]  # the model's own report (lm-eval's model info)
     assert record["controller"]["name"] == "prompt"
     assert record["model"] == "embedded:smollm2-135m-instruct"
-    assert record["classifier"]["name"] == "minilm-ft"
+    assert record["classifier"]["name"] == DEFAULT_CLASSIFIER
     assert record["gate"]["sha256"]
     assert results["config"]["model_args"]["controller"] == "prompt"
     summary = task_extras(results, "sev_emotion")

@@ -97,6 +97,17 @@ def test_rows_of_different_classifier_heads_never_share_a_ranking(tmp_path: Path
         assert ranks == list(range(1, len(ranks) + 1))
 
 
+def test_the_default_classifiers_ranking_comes_first(tmp_path: Path) -> None:
+    """Rankings of other classifiers follow the default's, whatever their names' order."""
+    full = published()
+    other = [with_head(r, "f" * 64, 1.0) for r in full]
+    for run in other:
+        run["config"]["emobench"]["classifier"]["name"] = "aaa-first-by-name"
+    rows = collect([write(tmp_path / "runs", [*other, *full])])
+    order = list(dict.fromkeys(r["classifier"].split("@")[0] for r in rows))
+    assert order == [DEFAULT_CLASSIFIER, "aaa-first-by-name"]
+
+
 def test_csv_and_json_carry_ranking_rank_partial_and_wall_time(tmp_path: Path) -> None:
     timed = next(r for r in published() if r.get("total_evaluation_time_seconds"))
     runs = [timed, as_partial(timed, 12, 0.9)]

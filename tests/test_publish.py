@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from emobench.leaderboard.publish import publish
 
+from emobench.classify import DEFAULT_CLASSIFIER
 from emobench.errors import DataError, EmoBenchError
 from emobench.jsonl import read_jsonl
 from emobench.scoring.situations import MIN_SPAN, redact, restore
@@ -65,8 +66,8 @@ def test_a_published_run_is_rescored_and_reported_from_its_gzipped_log(limit_run
     again = emobench("publish", str(limit_run), "--to", str(pub))
     assert again.returncode == 0 and "nothing written" in again.stdout
 
-    rescored = pub / results.name.replace(".json", "_minilm-ft.json")
-    score = emobench("score", str(gz), "--classifier", "minilm-ft", "--results", str(rescored))
+    rescored = pub / results.name.replace(".json", f"_{DEFAULT_CLASSIFIER}.json")
+    score = emobench("score", str(gz), "--results", str(rescored))
     assert score.returncode == 0, score.stderr[-3000:]
     own = json.loads(results.read_text())["results"]["sev_emotion"]
     new = json.loads(rescored.read_text())["results"]["sev_emotion"]

@@ -38,6 +38,8 @@ def test_stock_hf_run_is_scored_by_the_same_classifier(tmp_path, embedded_dir):
     assert foreign_record(results, "sev_emotion")["classifier"]["name"] == DEFAULT_CLASSIFIER
     old = {"configs": {"sev_emotion": {"metadata": {"version": 2.0}}}}
     assert foreign_record(old, "sev_emotion")["classifier"]["name"] == "minilm"
+    before = {"configs": {"sev_emotion": {"metadata": {"version": 3.2}}}}
+    assert foreign_record(before, "sev_emotion")["classifier"]["name"] == "minilm-ft"
     prompt = first["arguments"]["gen_args_0"]["arg_0"]
     assert prompt.startswith(
         "<|im_start|>system\nKeep the reply to at most two sentences.<|im_end|>"

@@ -12,7 +12,7 @@ from emobench import __version__
 from emobench.errors import EmoBenchError
 from emobench.registry import CLASSIFIERS, create
 
-DEFAULT_CLASSIFIER = "minilm-ft"
+DEFAULT_CLASSIFIER = "mpnet-ft"
 
 
 class Classifier:

@@ -1,4 +1,4 @@
-"""Fine-tuned encoder classifiers: `minilm-ft` (the default) and `mpnet-ft`.
+"""Fine-tuned encoder classifiers: `mpnet-ft` (the default) and `minilm-ft`.
 
 Each is a sentence encoder (tuning.bases) with its top four layers fine-tuned and a linear head,
 trained on judged SEV replies, every GoEmotions comment (soft labels), degraded and unnamed copies
@@ -46,8 +46,9 @@ class TunedMiniLMClassifier(CardedClassifier):
 
 
 class TunedMPNetClassifier(TunedMiniLMClassifier):
-    """all-mpnet-base-v2, fine-tuned the same way: reads implicit emotion better than
-    `minilm-ft` at about six times the cost per reply (README, "A larger encoder")."""
+    """all-mpnet-base-v2, fine-tuned the same way: the default, since it reads implicit emotion
+    better than `minilm-ft`, at about seven times the cost per reply (README, "The default
+    classifier")."""
 
     name = "mpnet-ft"
     base_key = "mpnet"

@@ -1,9 +1,9 @@
 """emotion_accuracy: share of texts whose emotion, read by an emobench classifier, is the reference.
 
 Predictions are generated texts; references are target emotions (anger, sadness, happiness, fear,
-surprise, disgust). The classifier (default `minilm`, the one every emobench run uses) scores all
-predictions in one batch. Returns accuracy, macro-F1 over the classifier's labels and the
-predicted labels.
+surprise, disgust). The classifier (by default emobench's default, the one every emobench run
+uses) scores all predictions in one batch. Returns accuracy, macro-F1 over the classifier's
+labels and the predicted labels.
 """
 
 import datasets
@@ -26,7 +26,7 @@ _KWARGS = """
 Args:
     predictions: list of generated texts.
     references: list of target emotions, one per text.
-    classifier: emobench classifier plugin name (default "minilm-ft").
+    classifier: emobench classifier plugin name (default "mpnet-ft").
 Returns:
     accuracy: share of texts classified as their reference emotion.
     macro_f1: unweighted mean F1 over the classifier's labels present.
