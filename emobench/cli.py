@@ -126,8 +126,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         choices=["ft", "emo7", "sev6"],
         default="ft",
         help="ft: a fine-tuned encoder (minilm-ft or mpnet-ft, by --base; default); emo7: the "
-        "frozen encoder's "
-        "logistic head (minilm); sev6: SEV replies only (minilm-sev6)",
+        "frozen encoder's logistic head (minilm); sev6: SEV replies only (minilm-sev6)",
     )
     tc.add_argument(
         "--base",

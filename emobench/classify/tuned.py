@@ -48,7 +48,7 @@ class TunedMiniLMClassifier(CardedClassifier):
 class TunedMPNetClassifier(TunedMiniLMClassifier):
     """all-mpnet-base-v2, fine-tuned the same way: the default, since it reads implicit emotion
     better than `minilm-ft`, at about seven times the cost per reply (README, "The default
-    classifier")."""
+    changed")."""
 
     name = "mpnet-ft"
     base_key = "mpnet"

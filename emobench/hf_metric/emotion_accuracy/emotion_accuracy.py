@@ -1,7 +1,7 @@
 """emotion_accuracy: share of texts whose emotion, read by an emobench classifier, is the reference.
 
 Predictions are generated texts; references are target emotions (anger, sadness, happiness, fear,
-surprise, disgust). The classifier (by default emobench's default, the one every emobench run
+surprise, disgust). The classifier (unless named, emobench's default: the one every emobench run
 uses) scores all predictions in one batch. Returns accuracy, macro-F1 over the classifier's
 labels and the predicted labels.
 """
