@@ -2,7 +2,7 @@
 set in tests/data/implicit/ (never used for training or thresholds).
 
     python benchmarks/implicit_set.py [--classifiers minilm,minilm-sev6,minilm-ft+mpnet-ft]
-        [--json FILE] [--file tests/data/hard_cases.jsonl]
+        [--json FILE] [--file tests/data/hard_cases.jsonl] [--head PATH]
 
 Printed per classifier and emotion: accuracy of the most probable label (7 labels; neutral for
 the bland lines), the forced choice among the six emotions (what SEV's accuracy counts; not for
@@ -15,6 +15,9 @@ thresholds).
 --file reads another set of the same shape instead: lines with `text`, the expected label under
 `emotion` (or `label`) and a `kind`, such as the hand-written hard cases and the over-steered
 replies of tests/data/hard_cases.jsonl.
+
+--head scores a head built elsewhere (`emobench train-classifier --head ft --out PATH`) in place
+of the packaged one, for one fine-tuned classifier: `--classifiers mpnet-ft --head PATH`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from scipy.stats import binomtest
 from emobench import EMOTIONS
 from emobench.classify import get_classifier
 from emobench.jsonl import read_jsonl
+from emobench.registry import CLASSIFIERS, create
 
 SET = Path(__file__).resolve().parents[1] / "tests" / "data" / "implicit" / "implicit_emotion.jsonl"
 
@@ -53,13 +57,13 @@ def ensemble(names: list[str], texts: list[str]) -> list[dict]:
     ]
 
 
-def measure(name: str, lines: list[dict]) -> dict[str, dict]:
+def measure(name: str, lines: list[dict], head: str | None = None) -> dict[str, dict]:
     emotional = [x for x in lines if x["emotion"] in EMOTIONS]
     bland = [x for x in lines if x["emotion"] not in EMOTIONS]
     if "+" in name:
         scored = ensemble(name.split("+"), [x["text"] for x in emotional + bland])
     else:
-        clf = get_classifier(name)
+        clf = create(CLASSIFIERS, name, head=head) if head else get_classifier(name)
         scored = clf.classify([x["text"] for x in emotional], [x["emotion"] for x in emotional])
         scored += clf.classify([x["text"] for x in bland])
     by: dict[str, list[dict]] = defaultdict(list)
@@ -85,12 +89,16 @@ def main() -> None:
     parser.add_argument("--classifiers", default="minilm")
     parser.add_argument("--json", default=None)
     parser.add_argument("--file", default=str(SET), help=f"default {SET.name}")
+    parser.add_argument("--head", default=None, help="a head's .safetensors, card beside it")
     args = parser.parse_args()
+    names = args.classifiers.split(",")
+    if args.head and (len(names) != 1 or "+" in names[0]):
+        parser.error("--head replaces one classifier's head: give one name to --classifiers")
     lines = [
         record | {"emotion": record.get("emotion", record.get("label")), "kind": record.get("kind")}
         for _, record in read_jsonl(args.file)
     ]
-    report = {name: measure(name, lines) for name in args.classifiers.split(",")}
+    report = {name: measure(name, lines, args.head) for name in names}
     for name, rows in report.items():
         print(f"\n{name}: {len(lines)} lines of {Path(args.file).name}")
         print(

@@ -136,6 +136,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "default, about 36 min here) or mpnet (all-mpnet-base-v2, mpnet-ft, the default "
         "classifier; about 83 min)",
     )
+    tc.add_argument(
+        "--asides",
+        action="store_true",
+        help="with --head ft: also train on aside copies (a sentence naming another emotion "
+        'beside a written reply); measured, in no shipped head (README, "Asides")',
+    )
     tc.add_argument("--seed", type=int, default=0, help="default 0")
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
     tc.set_defaults(func=commands.train_classifier)

@@ -44,12 +44,16 @@ def train_classifier(args: argparse.Namespace) -> None:
             f"--base {args.base} needs --head ft: the {args.head} head is trained on the frozen "
             "MiniLM encoder only"
         )
+    if args.head != "ft" and args.asides:
+        raise EmoBenchError(
+            f"--asides needs --head ft: the {args.head} head has no written replies to add them to"
+        )
     if args.head == "ft":
         from emobench.classify.tuning.bases import get
         from emobench.classify.tuning.head import build_head
 
         out = Path(args.out) if args.out else head_path(get(args.base).head_name)
-        meta = build_head(out, seed=args.seed, base_key=args.base)
+        meta = build_head(out, seed=args.seed, base_key=args.base, with_asides=args.asides)
         print(f"wrote {out}, {out.with_suffix('.json').name} and {out.with_suffix('.md').name}")
         print(json.dumps({k: meta[k] for k in ("hyperparameters", "heldout")}, indent=2))
         return

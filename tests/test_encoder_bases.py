@@ -133,3 +133,6 @@ def test_base_choice_needs_the_fine_tuned_head():
     proc = emobench("train-classifier", "--head", "emo7", "--base", "mpnet")
     assert proc.returncode == 2, proc.stderr
     assert "--base mpnet needs --head ft" in last_line(proc)
+    proc = emobench("train-classifier", "--head", "sev6", "--asides")
+    assert proc.returncode == 2, proc.stderr
+    assert "--asides needs --head ft" in last_line(proc)

@@ -15,7 +15,7 @@ import torch
 from emobench import EMOTIONS
 from emobench.classify.augment import unnamed
 from emobench.classify.tuning import bases, data, model, train
-from emobench.classify.tuning.written import compose
+from emobench.classify.tuning.written import asides, compose
 from emobench.errors import DataError
 
 HARD_CASES = Path(__file__).parent / "data" / "hard_cases.jsonl"
@@ -152,7 +152,7 @@ def test_unnamed_copies_drop_the_name_and_its_frame():
 
 
 def test_copies_sit_in_their_source_fold_and_skeletons_do_not_straddle(sev_dir):
-    ex, counts = data.build(0)
+    ex, counts = data.build(0, with_asides=True)
     assert counts["goemotions"] == 5426  # every comment, multi-label ones included
     assert len(ex.texts) == sum(counts.values())
     sev_fold = {}
@@ -169,8 +169,20 @@ def test_copies_sit_in_their_source_fold_and_skeletons_do_not_straddle(sev_dir):
     assert len(copies) == sum(v for k, v in counts.items() if k not in originals)
     for i in copies:
         source = int(ex.origin[i])
-        assert ex.source[source] == "sev" and ex.fold[i] == ex.fold[source]
-        assert ex.targets[i].tolist() == ex.targets[source].tolist()
+        assert ex.fold[i] == ex.fold[source] and ex.label[i] == ex.label[source]
+        if ex.source[i] != "aside":
+            assert ex.source[source] == "sev"
+            assert ex.targets[i].tolist() == ex.targets[source].tolist()
+            continue
+        # A written reply with another emotion named beside it: still mostly its own.
+        assert ex.source[source] == "written" and ex.texts[source] in ex.texts[i]
+        own = data.LABELS.index(str(ex.label[i]))
+        assert ex.targets[i][own] == 1 - data.ASIDE_WEIGHT and ex.targets[i].argmax() == own
+        named = [data.LABELS[k] for k in np.flatnonzero(ex.targets[i]) if k != own]
+        assert len(named) == 1 and named[0] != "neutral"
+        assert ex.texts[i].replace(ex.texts[source], "").strip() in asides()[named[0]]
+    emotional = sum(w.emotion != "neutral" for w in compose(0))
+    assert 0.3 < counts["aside"] / emotional < 0.5
     assert sorted(set(ex.fold.tolist())) == list(range(data.FOLDS))
     group = {w.text: w.group for w in compose(0)}
     written_folds: dict[str, set[int]] = {}
@@ -179,7 +191,12 @@ def test_copies_sit_in_their_source_fold_and_skeletons_do_not_straddle(sev_dir):
             written_folds.setdefault(group[text], set()).add(int(k))
     assert counts["written"] == len(group) and len(written_folds) > data.FOLDS
     assert all(len(folds) == 1 for folds in written_folds.values())
-    assert data.build(0, written=False)[1].get("written") is None
+    assert not {"written", "aside"} & set(data.build(0, written=False)[1])
+    # The shipped recipe: the same examples, only without the aside copies.
+    bare, bare_counts = data.build(0)
+    assert bare_counts == {k: v for k, v in counts.items() if k != "aside"}
+    kept = np.flatnonzero(np.array(ex.source) != "aside")
+    assert bare.texts == [ex.texts[i] for i in kept] and (bare.fold == ex.fold[kept]).all()
 
 
 def test_shipped_head_reproduces_its_card(sev_dir):

@@ -8,7 +8,13 @@ from collections import Counter
 
 from emobench import EMOTIONS
 from emobench.classify.tuning.data import LABELS
-from emobench.classify.tuning.written import EMOTION_FILES, compose, parts, written_sha256
+from emobench.classify.tuning.written import (
+    EMOTION_FILES,
+    asides,
+    compose,
+    parts,
+    written_sha256,
+)
 from emobench.scoring.quality import words
 from tests.test_implicit_set import HERE, lines, names
 
@@ -69,5 +75,22 @@ def test_training_text_does_not_echo_the_validation_set():
     five = set().union(*(runs(t, 5) for t in val))
     assert [w.text for w in compose(0) if runs(w.text, 5) & five] == []
     four = {g for t in val for g in runs(t, 4) if sum(x not in FUNCTION_WORDS for x in g) >= 2}
-    echoes = [(s, sorted(runs(s, 4) & four)) for _, _, s in all_parts() if runs(s, 4) & four]
+    sentences = [s for _, _, s in all_parts()] + [s for a in asides().values() for s in a]
+    echoes = [(s, sorted(runs(s, 4) & four)) for s in sentences if runs(s, 4) & four]
     assert echoes == []
+
+
+def test_each_aside_names_its_emotion_and_no_other():
+    """An aside is there to put a named emotion beside a reply's own: if it named none, or two,
+    its copy's target would say something the text does not."""
+    banned = json.loads((HERE / "banned_words.json").read_text())
+    found = asides()
+    assert sorted(found) == sorted(EMOTIONS)
+    wrong = [
+        (emotion, s, [e for e in EMOTIONS if names(s, banned[e])])
+        for emotion, sentences in found.items()
+        for s in sentences
+        if [e for e in EMOTIONS if names(s, banned[e])] != [emotion]
+    ]
+    assert wrong == []
+    assert all(len(sentences) >= 10 for sentences in found.values())

@@ -9,6 +9,10 @@
   naming the emotion removed, `augment.unnamed`), labels kept.
 - Hand-written replies that show fear, disgust, sarcastic anger, astonishment (and some sadness,
   happiness and flat ones) without naming them (`tuning.written`).
+- Only with `with_asides` (measured, in no shipped head: README, "Asides"): aside copies, a
+  written reply with a sentence that names *another* emotion in passing (`written.asides`), its
+  target mostly the reply's own emotion (`ASIDE_WEIGHT`), against a head that lets one emotion
+  word outweigh everything around it.
 
 Folds: SEV replies are split by skeleton (a skeleton's 18 replies share a situation), GoEmotions
 comments stratified by their main label, written replies by the situation they were made from; a
@@ -26,18 +30,24 @@ from emobench import EMOTIONS
 from emobench.classify.augment import AUGMENTATIONS, unnamed
 from emobench.classify.goemotions import FINE_TO_EKMAN, default_path, ekman_label, load_comments
 from emobench.classify.train import judged_dir, load_judged
-from emobench.classify.tuning.written import compose
+from emobench.classify.tuning.written import asides, compose
 
 LABELS = (*EMOTIONS, "neutral")
 FOLDS = 5
 DEGRADED_SHARE = 0.15
+# Share of the written replies that also get an aside copy (not the unnamed copies: with the
+# name gone, many of those show their emotion too faintly to outweigh another's name), and how
+# much of that copy's target the named emotion takes: a mixed reply's second emotion, not its
+# first (a GoEmotions comment with two labels splits its target evenly).
+ASIDE_SHARE = 0.4
+ASIDE_WEIGHT = 0.25
 
 
 @dataclass
 class Examples:
     texts: list[str]
     targets: np.ndarray  # (n, 7) rows summing to 1
-    source: list[str]  # sev | goemotions | <augmentation name> | unnamed
+    source: list[str]  # sev | goemotions | <augmentation name> | unnamed | written | aside
     fold: np.ndarray  # (n,) in 0..FOLDS-1
     # The one label a text is scored against (None for a GoEmotions comment with several).
     label: list[str | None]
@@ -69,6 +79,14 @@ def soft_target(fine_labels: tuple[str, ...]) -> np.ndarray:
     return row / row.sum()
 
 
+def with_aside(text: str, emotion: str, rng: random.Random) -> tuple[str, np.ndarray]:
+    """`text` with a sentence naming another emotion before or after it, and its soft target."""
+    named = rng.choice([e for e in EMOTIONS if e != emotion])
+    aside = rng.choice(asides()[named])
+    target = (1 - ASIDE_WEIGHT) * one_hot(emotion) + ASIDE_WEIGHT * one_hot(named)
+    return (f"{aside} {text}" if rng.random() < 0.5 else f"{text} {aside}"), target
+
+
 def _group_folds(groups: list[str], seed: int) -> dict[str, int]:
     names = sorted(set(groups))
     random.Random(seed).shuffle(names)
@@ -85,7 +103,9 @@ def _stratified_folds(labels: list[str], seed: int) -> np.ndarray:
     return fold
 
 
-def build(seed: int = 0, written: bool = True) -> tuple[Examples, dict[str, int]]:
+def build(
+    seed: int = 0, written: bool = True, with_asides: bool = False
+) -> tuple[Examples, dict[str, int]]:
     """Every training example, and how many each source gave."""
     s_text, s_y, s_groups = load_judged(judged_dir() / "train_accepted.jsonl")
     by_group = _group_folds(s_groups, seed)
@@ -122,6 +142,12 @@ def build(seed: int = 0, written: bool = True) -> tuple[Examples, dict[str, int]
             add(bare, one_hot(y), "unnamed", k, y, row)
     for w in replies:
         add(w.text, one_hot(w.emotion), "written", by_written[w.group], w.emotion)
+    # Its own generator, so that adding asides leaves every other example as it was.
+    aside_rng = random.Random(seed)
+    for row, src in enumerate(list(source) if with_asides else []):
+        if src == "written" and label[row] in EMOTIONS and aside_rng.random() < ASIDE_SHARE:
+            text, target = with_aside(texts[row], str(label[row]), aside_rng)
+            add(text, target, "aside", fold[row], label[row], row)
     counts: dict[str, int] = {}
     for src in source:
         counts[src] = counts.get(src, 0) + 1

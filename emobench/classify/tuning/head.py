@@ -26,7 +26,9 @@ COMMAND = "EMOBENCH_SEV_DIR=../shared/sev emobench train-classifier --head ft"
 MAX_EPOCHS = {"mpnet": 2}
 
 
-def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, Any]:
+def build_head(
+    out: Path, seed: int = 0, base_key: str = "minilm", with_asides: bool = False
+) -> dict[str, Any]:
     from emobench.classify.goemotions import default_path
     from emobench.classify.thresholds import choose_thresholds
     from emobench.classify.train import judged_dir, load_judged
@@ -36,7 +38,7 @@ def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, 
     started = time.perf_counter()
     spec = bases.get(base_key)
     max_epochs = MAX_EPOCHS.get(spec.key, train.HYPER["max_epochs"])
-    ex, counts = data.build(seed)
+    ex, counts = data.build(seed, with_asides=with_asides)
     tokenizer, base = model.load_base(spec.key)
     first = len(base.encoder.layer) - train.HYPER["tuned_layers"]
     states, t_states = train.timed(model.bottom_states, tokenizer, base, first, ex.texts)
@@ -64,6 +66,20 @@ def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, 
         rejected=list(zip(r_probs, r_y, strict=True)),
     )
     train_path, g_path = judged_dir() / "train_accepted.jsonl", default_path()
+    asides_source = (
+        [
+            {
+                "file": "aside copies of the written replies (a sentence naming another emotion in "
+                "passing, emobench/classify/tuning/written/asides.json, added before or after)",
+                "n": counts["aside"],
+                "target": f"{1 - data.ASIDE_WEIGHT:g} the reply's emotion, "
+                f"{data.ASIDE_WEIGHT:g} the named one",
+                "share": data.ASIDE_SHARE,
+            }
+        ]
+        if "aside" in counts
+        else []
+    )
     card: dict[str, Any] = {
         "classifier": spec.classifier,
         "labels": list(data.LABELS),
@@ -116,6 +132,7 @@ def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, 
                 "n": counts.get("written", 0),
                 "sha256": written_sha256(),
             },
+            *asides_source,
         ],
         "selection": {
             "by": f"{data.FOLDS}-fold CV (SEV grouped by skeleton, GoEmotions stratified, written "
@@ -141,7 +158,7 @@ def build_head(out: Path, seed: int = 0, base_key: str = "minilm") -> dict[str, 
         f"torch {torch.__version__}",
         "emobench_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": f"{COMMAND} --base {spec.key}",
+        "command": f"{COMMAND} --base {spec.key}" + (" --asides" if with_asides else ""),
     }
     model.save(final, out, card)
     card = json.loads(out.with_suffix(".json").read_text())

@@ -18,6 +18,13 @@ is never read here; a test checks that no composed reply shares a five-word run 
 no part names its own emotion. The parts were written apart from it, but the `mock` lines and the
 later happiness, sadness and neutral parts after reading which of its lines a head misread (kinds
 of sentence, not its wording), so a score on that set is an upper bound.
+
+`asides.json` holds the opposite: one sentence per line that *names* an emotion in passing ("Part
+of me is scared, I won't lie."). Added to a reply that shows another emotion, it makes a mixed
+reply whose own emotion still dominates (`tuning.data`, only when asked: no shipped head has them):
+a head that lets any emotion word outweigh the tone around it reads "I'm glad for her, of course,
+but I haven't slept since the call" as happiness, and a reply that says "shocked" while it fumes as
+surprise.
 """
 
 from __future__ import annotations
@@ -85,11 +92,17 @@ def _surprise(p: dict, rng: random.Random) -> list[Written]:
     return out
 
 
+def asides() -> dict[str, list[str]]:
+    """For each of the six emotions, the sentences that name it in passing."""
+    found = parts("asides")
+    return {e: found[e] for e in EMOTION_FILES if e in found}
+
+
 def written_sha256() -> str:
     """One hash over every parts file, so a card names the exact text it was trained on."""
     digest = hashlib.sha256()
-    for emotion in EMOTION_FILES:
-        digest.update(files(__package__).joinpath(f"{emotion}.json").read_bytes())
+    for name in (*EMOTION_FILES, "asides"):
+        digest.update(files(__package__).joinpath(f"{name}.json").read_bytes())
     return digest.hexdigest()
 
 
