@@ -79,10 +79,13 @@ def soft_target(fine_labels: tuple[str, ...]) -> np.ndarray:
     return row / row.sum()
 
 
-def with_aside(text: str, emotion: str, rng: random.Random) -> tuple[str, np.ndarray]:
-    """`text` with a sentence naming another emotion before or after it, and its soft target."""
+def with_aside(
+    text: str, emotion: str, rng: random.Random, sentences: dict[str, list[str]]
+) -> tuple[str, np.ndarray]:
+    """`text` with a sentence naming another emotion (one of `sentences`, by the emotion it
+    names) before or after it, and its soft target."""
     named = rng.choice([e for e in EMOTIONS if e != emotion])
-    aside = rng.choice(asides()[named])
+    aside = rng.choice(sentences[named])
     target = (1 - ASIDE_WEIGHT) * one_hot(emotion) + ASIDE_WEIGHT * one_hot(named)
     return (f"{aside} {text}" if rng.random() < 0.5 else f"{text} {aside}"), target
 
@@ -142,12 +145,13 @@ def build(
             add(bare, one_hot(y), "unnamed", k, y, row)
     for w in replies:
         add(w.text, one_hot(w.emotion), "written", by_written[w.group], w.emotion)
-    # Its own generator, so that adding asides leaves every other example as it was.
-    aside_rng = random.Random(seed)
-    for row, src in enumerate(list(source) if with_asides else []):
-        if src == "written" and label[row] in EMOTIONS and aside_rng.random() < ASIDE_SHARE:
-            text, target = with_aside(texts[row], str(label[row]), aside_rng)
-            add(text, target, "aside", fold[row], label[row], row)
+    if with_asides:
+        # Its own generator, so that adding asides leaves every other example as it was.
+        aside_rng, sentences = random.Random(seed), asides()
+        for row, src in enumerate(list(source)):
+            if src == "written" and label[row] in EMOTIONS and aside_rng.random() < ASIDE_SHARE:
+                text, target = with_aside(texts[row], str(label[row]), aside_rng, sentences)
+                add(text, target, "aside", fold[row], label[row], row)
     counts: dict[str, int] = {}
     for src in source:
         counts[src] = counts.get(src, 0) + 1
