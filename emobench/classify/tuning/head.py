@@ -66,20 +66,6 @@ def build_head(
         rejected=list(zip(r_probs, r_y, strict=True)),
     )
     train_path, g_path = judged_dir() / "train_accepted.jsonl", default_path()
-    asides_source = (
-        [
-            {
-                "file": "aside copies of the written replies (a sentence naming another emotion in "
-                "passing, emobench/classify/tuning/written/asides.json, added before or after)",
-                "n": counts["aside"],
-                "target": f"{1 - data.ASIDE_WEIGHT:g} the reply's emotion, "
-                f"{data.ASIDE_WEIGHT:g} the named one",
-                "share": data.ASIDE_SHARE,
-            }
-        ]
-        if "aside" in counts
-        else []
-    )
     card: dict[str, Any] = {
         "classifier": spec.classifier,
         "labels": list(data.LABELS),
@@ -132,7 +118,6 @@ def build_head(
                 "n": counts.get("written", 0),
                 "sha256": written_sha256(),
             },
-            *asides_source,
         ],
         "selection": {
             "by": f"{data.FOLDS}-fold CV (SEV grouped by skeleton, GoEmotions stratified, written "
@@ -160,6 +145,17 @@ def build_head(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"{COMMAND} --base {spec.key}" + (" --asides" if with_asides else ""),
     }
+    if "aside" in counts:
+        card["trained_on"].append(
+            {
+                "file": "aside copies of the written replies (a sentence naming another emotion in "
+                "passing, emobench/classify/tuning/written/asides.json, added before or after)",
+                "n": counts["aside"],
+                "target": f"{1 - data.ASIDE_WEIGHT:g} the reply's emotion, "
+                f"{data.ASIDE_WEIGHT:g} the named one",
+                "share": data.ASIDE_SHARE,
+            }
+        )
     model.save(final, out, card)
     card = json.loads(out.with_suffix(".json").read_text())
     card["heldout"] = train.heldout_report(out, seed)

@@ -22,11 +22,11 @@ _CITATION = """\
 }
 """
 
-_KWARGS = """
+_KWARGS = f"""
 Args:
     predictions: list of generated texts.
     references: list of target emotions, one per text.
-    classifier: emobench classifier plugin name (default "mpnet-ft").
+    classifier: emobench classifier plugin name (default "{DEFAULT_CLASSIFIER}").
 Returns:
     accuracy: share of texts classified as their reference emotion.
     macro_f1: unweighted mean F1 over the classifier's labels present.
