@@ -8,9 +8,12 @@ Printed per classifier and emotion: accuracy of the most probable label (7 label
 the bland lines), the forced choice among the six emotions (what SEV's accuracy counts; not for
 neutral), the judge-compatible match rate (the target's probability reaches its threshold), and
 the Wilson 95 % interval of the label accuracy: how far the rate on lines of that kind could lie
-from the one measured on so few (16 lines of happiness: one line is 6 points). `a+b` is the mean
-of classifiers a's and b's probabilities (label and forced choice only: an ensemble has no
-thresholds).
+from the one measured on so few (16 lines of happiness: one line is 6 points), and `other %`:
+the share of the *other* target emotions the judge-compatible verdict also accepts (five per
+line, six for a bland one; mixed lines are left out, since their second emotion is there too). A
+lenient threshold lifts the match rate; this column shows what it costs. `a+b` is the mean of
+classifiers a's and b's probabilities (label and forced choice only: such a mean has no thresholds
+of its own; `ft-pair` is the one that has).
 
 --file reads another set of the same shape instead: lines with `text`, the expected label under
 `emotion` (or `label`) and a `kind`, such as the hand-written hard cases and the over-steered
@@ -60,12 +63,14 @@ def ensemble(names: list[str], texts: list[str]) -> list[dict]:
 def measure(name: str, lines: list[dict], head: str | None = None) -> dict[str, dict]:
     emotional = [x for x in lines if x["emotion"] in EMOTIONS]
     bland = [x for x in lines if x["emotion"] not in EMOTIONS]
+    thresholds = None
     if "+" in name:
         scored = ensemble(name.split("+"), [x["text"] for x in emotional + bland])
     else:
         clf = create(CLASSIFIERS, name, head=head) if head else get_classifier(name)
         scored = clf.classify([x["text"] for x in emotional], [x["emotion"] for x in emotional])
         scored += clf.classify([x["text"] for x in bland])
+        thresholds = clf.match_thresholds()
     by: dict[str, list[dict]] = defaultdict(list)
     for s, line in zip(scored, emotional + bland, strict=True):
         target = line["emotion"]
@@ -74,11 +79,18 @@ def measure(name: str, lines: list[dict], head: str | None = None) -> dict[str, 
             row["forced_choice"] = max(EMOTIONS, key=lambda e: s["probs"][e]) == target
             if "match" in s:
                 row["match"] = bool(s["match"])
+        if thresholds and line["kind"] != "mixed":
+            others = [t for t in EMOTIONS if t != target]
+            row["other"] = float(np.mean([s["probs"][t] >= thresholds[t] for t in others]))
         for key in (target, f"{target}/{line['kind']}"):
             by[key].append(row)
+    # Each measure over the lines that have it: `other` leaves the mixed lines out.
     return {
         key: {"n": len(rows)}
-        | {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+        | {
+            k: float(np.mean([r[k] for r in rows if k in r]))
+            for k in dict.fromkeys(k for r in rows for k in r)
+        }
         | {"accuracy_ci95": wilson(sum(r["accuracy"] for r in rows), len(rows))}
         for key, rows in sorted(by.items())
     }
@@ -103,12 +115,12 @@ def main() -> None:
         print(f"\n{name}: {len(lines)} lines of {Path(args.file).name}")
         print(
             f"  {'emotion[/kind]':<24}{'n':>5}{'label %':>10}{'95 % CI':>12}"
-            f"{'forced %':>10}{'match %':>10}"
+            f"{'forced %':>10}{'match %':>10}{'other %':>10}"
         )
         for key, r in rows.items():
             cells = [
                 f"{100 * r[k]:>10.1f}" if k in r else f"{'':>10}"
-                for k in ("accuracy", "forced_choice", "match")
+                for k in ("accuracy", "forced_choice", "match", "other")
             ]
             low, high = r["accuracy_ci95"]
             cells.insert(1, f"{f'{100 * low:.0f}-{100 * high:.0f}':>12}")

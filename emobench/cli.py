@@ -123,10 +123,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tc = subparsers.add_parser("train-classifier", help="retrain a shipped classifier head")
     tc.add_argument(
         "--head",
-        choices=["ft", "emo7", "sev6"],
+        choices=["ft", "emo7", "sev6", "pair"],
         default="ft",
         help="ft: a fine-tuned encoder (minilm-ft or mpnet-ft, by --base; default); emo7: the "
-        "frozen encoder's logistic head (minilm); sev6: SEV replies only (minilm-sev6)",
+        "frozen encoder's logistic head (minilm); sev6: SEV replies only (minilm-sev6); pair: "
+        "ft-pair's card (thresholds for the mean of mpnet-ft and minilm-ft, from their "
+        "out-of-fold files; --out is then a .json)",
     )
     tc.add_argument(
         "--base",
@@ -141,6 +143,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         action="store_true",
         help="with --head ft: also train on aside copies (a sentence naming another emotion "
         'beside a written reply); measured, in no shipped head (README, "Asides")',
+    )
+    tc.add_argument(
+        "--oof-only",
+        action="store_true",
+        help="with --head ft: run the cross-validation of the head at --out (default: the "
+        "packaged one) again and write its out-of-fold probabilities beside it, refused unless "
+        "the report equals its card's (what a classifier of several heads chooses thresholds on)",
     )
     tc.add_argument("--seed", type=int, default=0, help="default 0")
     tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")

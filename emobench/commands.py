@@ -39,22 +39,51 @@ def list_plugins(args: argparse.Namespace) -> None:
 def train_classifier(args: argparse.Namespace) -> None:
     from emobench.classify.minilm import head_path
 
-    if args.head != "ft" and args.base != "minilm":
-        raise EmoBenchError(
-            f"--base {args.base} needs --head ft: the {args.head} head is trained on the frozen "
-            "MiniLM encoder only"
+    not_ft = {
+        "emo7": "the emo7 head is a logistic head on the frozen MiniLM encoder",
+        "sev6": "the sev6 head is a logistic head on the frozen MiniLM encoder",
+        "pair": "ft-pair trains nothing; it combines the packaged mpnet-ft and minilm-ft heads",
+    }
+    given = [
+        flag
+        for flag, on in (
+            (f"--base {args.base}", args.base != "minilm"),
+            ("--asides", args.asides),
+            ("--oof-only", args.oof_only),
+            (f"--seed {args.seed}", args.seed != 0 and args.head == "pair"),
         )
-    if args.head != "ft" and args.asides:
+        if on
+    ]
+    if args.head != "ft" and given:
+        raise EmoBenchError(f"{' '.join(given)} needs --head ft: {not_ft[args.head]}")
+    if args.oof_only and (args.asides or args.seed != 0):
         raise EmoBenchError(
-            f"--asides needs --head ft: the {args.head} head has no written replies to add them to"
+            "--oof-only runs the head's cross-validation again as its card says (its seed, and "
+            "asides if it had them): drop --asides and --seed"
         )
+    if args.head == "pair":
+        from emobench.classify.pair import default_card
+        from emobench.classify.tuning.pair import build_pair
+
+        out = Path(args.out) if args.out else default_card()
+        card = build_pair(out)
+        print(f"wrote {out}")
+        print(json.dumps({k: card[k] for k in ("members", "match", "heldout")}, indent=2))
+        return
     if args.head == "ft":
         from emobench.classify.tuning.bases import get
         from emobench.classify.tuning.head import build_head
+        from emobench.classify.tuning.oof import oof_path
 
         out = Path(args.out) if args.out else head_path(get(args.base).head_name)
+        if args.oof_only:
+            from emobench.classify.tuning.oof import recompute
+
+            print(json.dumps(recompute(out), indent=2))
+            return
         meta = build_head(out, seed=args.seed, base_key=args.base, with_asides=args.asides)
-        print(f"wrote {out}, {out.with_suffix('.json').name} and {out.with_suffix('.md').name}")
+        beside = [out.with_suffix(".json").name, out.with_suffix(".md").name]
+        print(f"wrote {out}, {', '.join(beside)} and {oof_path(out).name}")
         print(json.dumps({k: meta[k] for k in ("hyperparameters", "heldout")}, indent=2))
         return
     from emobench.classify.train import train

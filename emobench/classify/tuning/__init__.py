@@ -8,5 +8,8 @@ head.
 - `train`: the training loop, the cross-validation that chooses the number of epochs, and the
   held-out report;
 - `head`: the build of a shipped head with its thresholds and training card
-  (`emobench train-classifier --head ft [--base mpnet]`).
+  (`emobench train-classifier --head ft [--base mpnet]`);
+- `oof`: a head's out-of-fold probabilities, kept beside it (`--oof-only` recomputes them);
+- `pair`: `ft-pair`'s card, thresholds for the mean of two heads chosen on their out-of-fold
+  probabilities (`emobench train-classifier --head pair`).
 """

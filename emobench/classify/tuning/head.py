@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from emobench import EMOTIONS, __version__
-from emobench.classify.tuning import bases, data, model, train
+from emobench.classify.tuning import bases, data, model, oof, train
 from emobench.classify.tuning.written import written_sha256
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,14 @@ def build_head(
     tokenizer, base = model.load_base(spec.key)
     first = len(base.encoder.layer) - train.HYPER["tuned_layers"]
     states, t_states = train.timed(model.bottom_states, tokenizer, base, first, ex.texts)
-    (epochs, oof, cv), t_cv = train.timed(train.cross_validate, base, states, ex, seed, max_epochs)
+    (epochs, oof_probs, cv), t_cv = train.timed(
+        train.cross_validate, base, states, ex, seed, max_epochs
+    )
     log.info("cross-validation chose %d epochs: %s", epochs, cv["per_epoch"][epochs - 1])
 
     # Thresholds: out-of-fold SEV replies and single-label comments; the rejected training
     # replies (never trained on) are negatives for their own target.
-    scored = [
-        i
-        for i, (s, lab) in enumerate(zip(ex.source, ex.label, strict=True))
-        if s in ("sev", "goemotions") and lab is not None
-    ]
+    scored = oof.scored_rows(ex)
     (final, _), t_final = train.timed(
         train.fit, base, states, ex, np.arange(len(ex.texts)), seed, epochs, None, "final"
     )
@@ -59,7 +57,7 @@ def build_head(
     r_states = model.bottom_states(tokenizer, base, first, r_text)
     r_probs = train.predict(final, r_states, np.arange(len(r_text)))
     chosen = choose_thresholds(
-        oof[scored],
+        oof_probs[scored],
         data.LABELS,
         [ex.label[i] for i in scored],
         EMOTIONS,
@@ -156,7 +154,8 @@ def build_head(
                 "share": data.ASIDE_SHARE,
             }
         )
-    model.save(final, out, card)
+    digest = model.save(final, out, card)
+    oof.save(oof.oof_path(out), oof_probs, ex, digest, {"epochs": epochs, **cv})
     card = json.loads(out.with_suffix(".json").read_text())
     card["heldout"] = train.heldout_report(out, seed)
     card["training_seconds"]["total"] = round(time.perf_counter() - started, 1)
