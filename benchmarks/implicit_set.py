@@ -104,8 +104,11 @@ def main() -> None:
     parser.add_argument("--head", default=None, help="a head's .safetensors, card beside it")
     args = parser.parse_args()
     names = args.classifiers.split(",")
-    if args.head and (len(names) != 1 or "+" in names[0]):
-        parser.error("--head replaces one classifier's head: give one name to --classifiers")
+    if args.head and (len(names) != 1 or names[0] not in ("minilm-ft", "mpnet-ft")):
+        parser.error(
+            "--head replaces one fine-tuned classifier's head: give --classifiers minilm-ft or "
+            "mpnet-ft"
+        )
     lines = [
         record | {"emotion": record.get("emotion", record.get("label")), "kind": record.get("kind")}
         for _, record in read_jsonl(args.file)

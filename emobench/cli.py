@@ -133,7 +133,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tc.add_argument(
         "--base",
         choices=list(BASES),
-        default="minilm",
+        default=None,
         help="with --head ft: the encoder to fine-tune; minilm (all-MiniLM-L6-v2, minilm-ft; "
         "default, about 36 min here) or mpnet (all-mpnet-base-v2, mpnet-ft, the default "
         "classifier; about 83 min)",
@@ -151,8 +151,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "packaged one) again and write its out-of-fold probabilities beside it, refused unless "
         "the report equals its card's (what a classifier of several heads chooses thresholds on)",
     )
-    tc.add_argument("--seed", type=int, default=0, help="default 0")
-    tc.add_argument("--out", default=None, help="output .safetensors (default: the packaged head)")
+    tc.add_argument("--seed", type=int, default=None, help="default 0")
+    tc.add_argument(
+        "--out",
+        default=None,
+        help="output .safetensors (default: the packaged head); with --head pair, a .json",
+    )
     tc.set_defaults(func=commands.train_classifier)
 
     cl = subparsers.add_parser("classify", help="classify the `text` of each line of a JSONL file")

@@ -39,33 +39,47 @@ def list_plugins(args: argparse.Namespace) -> None:
 def train_classifier(args: argparse.Namespace) -> None:
     from emobench.classify.minilm import head_path
 
-    not_ft = {
-        "emo7": "the emo7 head is a logistic head on the frozen MiniLM encoder",
-        "sev6": "the sev6 head is a logistic head on the frozen MiniLM encoder",
-        "pair": "ft-pair trains nothing; it combines the packaged mpnet-ft and minilm-ft heads",
+    given = {
+        f"--base {args.base}": args.base is not None,
+        "--asides": args.asides,
+        "--oof-only": args.oof_only,
+        f"--seed {args.seed}": args.seed is not None,
     }
-    given = [
-        flag
-        for flag, on in (
-            (f"--base {args.base}", args.base != "minilm"),
-            ("--asides", args.asides),
-            ("--oof-only", args.oof_only),
-            (f"--seed {args.seed}", args.seed != 0 and args.head == "pair"),
-        )
-        if on
-    ]
-    if args.head != "ft" and given:
-        raise EmoBenchError(f"{' '.join(given)} needs --head ft: {not_ft[args.head]}")
-    if args.oof_only and (args.asides or args.seed != 0):
+    given = [flag for flag, on in given.items() if on]
+    if args.head == "pair" and given:
         raise EmoBenchError(
-            "--oof-only runs the head's cross-validation again as its card says (its seed, and "
-            "asides if it had them): drop --asides and --seed"
+            f"--head pair takes no {' '.join(given)}: ft-pair trains nothing; it combines the "
+            "packaged mpnet-ft and minilm-ft heads"
         )
+    if args.head in ("emo7", "sev6"):
+        ft_only = [f for f in given if not f.startswith(("--seed", "--base minilm"))]
+        if ft_only:
+            raise EmoBenchError(
+                f"{' '.join(ft_only)} needs --head ft: the {args.head} head is a logistic head "
+                "on the frozen MiniLM encoder"
+            )
+    if args.oof_only:
+        redo = [f for f in given if f.startswith(("--asides", "--seed", "--base"))]
+        if redo and args.out is not None:
+            raise EmoBenchError(
+                f"--oof-only with --out takes no {' '.join(redo)}: the cross-validation runs "
+                "again as the head's card says (its base, seed and asides)"
+            )
+        redo = [f for f in redo if not f.startswith("--base")]
+        if redo:
+            raise EmoBenchError(
+                f"--oof-only takes no {' '.join(redo)}: the cross-validation runs again as the "
+                "head's card says (its seed, and asides if it had them)"
+            )
+    base = args.base or "minilm"
+    seed = 0 if args.seed is None else args.seed
     if args.head == "pair":
         from emobench.classify.pair import default_card
         from emobench.classify.tuning.pair import build_pair
 
         out = Path(args.out) if args.out else default_card()
+        if out.suffix != ".json":
+            raise EmoBenchError(f"--out {out}: ft-pair's card is JSON; give a path ending in .json")
         card = build_pair(out)
         print(f"wrote {out}")
         print(json.dumps({k: card[k] for k in ("members", "match", "heldout")}, indent=2))
@@ -75,13 +89,13 @@ def train_classifier(args: argparse.Namespace) -> None:
         from emobench.classify.tuning.head import build_head
         from emobench.classify.tuning.oof import oof_path
 
-        out = Path(args.out) if args.out else head_path(get(args.base).head_name)
+        out = Path(args.out) if args.out else head_path(get(base).head_name)
         if args.oof_only:
             from emobench.classify.tuning.oof import recompute
 
             print(json.dumps(recompute(out), indent=2))
             return
-        meta = build_head(out, seed=args.seed, base_key=args.base, with_asides=args.asides)
+        meta = build_head(out, seed=seed, base_key=base, with_asides=args.asides)
         beside = [out.with_suffix(".json").name, out.with_suffix(".md").name]
         print(f"wrote {out}, {', '.join(beside)} and {oof_path(out).name}")
         print(json.dumps({k: meta[k] for k in ("hyperparameters", "heldout")}, indent=2))
@@ -89,7 +103,7 @@ def train_classifier(args: argparse.Namespace) -> None:
     from emobench.classify.train import train
 
     out = Path(args.out) if args.out else head_path(f"minilm_{args.head}")
-    meta = train(out, head=args.head, seed=args.seed)
+    meta = train(out, head=args.head, seed=seed)
     print(f"wrote {out} and {out.with_suffix('.json').name}")
     print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))
 

@@ -68,3 +68,46 @@ def test_transformed_lines_come_from_the_train_split_only(sev_dir: Path) -> None
         assert s["source_key"] in train, s
         assert rows[s["line"] - 1]["text"] != train[s["source_key"]]  # rewritten, not copied
     assert not {r["text"] for r in rows} & held_out
+
+
+def test_benchmark_counts_the_other_targets_a_verdict_accepts(tmp_path: Path) -> None:
+    """benchmarks/implicit_set.py, run as a user runs it: `other` is the share of the other
+    targets whose threshold a line's probabilities reach (six for a bland line), averaged over
+    the lines that show one emotion; a mixed line counts in `n` and not in `other`."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from emobench.classify import get_classifier
+
+    rows = lines()
+    picked = [
+        next(r for r in rows if r["emotion"] == "fear" and r["kind"] == "implicit"),
+        next(r for r in rows if r["emotion"] == "fear" and r["kind"] == "mixed"),
+        next(r for r in rows if r["kind"] == "bland"),
+    ]
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    out = tmp_path / "report.json"
+    script = Path(__file__).parents[1] / "benchmarks" / "implicit_set.py"
+    args = ["--classifiers", "minilm-ft", "--file", str(small), "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())["minilm-ft"]
+    clf = get_classifier("minilm-ft")
+    thresholds = clf.match_thresholds()
+    probs = clf.predict_proba([r["text"] for r in picked])
+
+    def other(row: np.ndarray, target: str) -> float:
+        rest = [t for t in EMOTIONS if t != target]
+        return float(np.mean([row[clf.labels.index(t)] >= thresholds[t] for t in rest]))
+
+    assert report["fear"]["n"] == 2 and "other" not in report["fear/mixed"]
+    assert report["fear"]["other"] == other(probs[0], "fear")
+    assert report["neutral"]["other"] == other(probs[2], "neutral")

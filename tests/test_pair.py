@@ -3,7 +3,6 @@ thresholds are chosen on them."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from emobench import EMOTIONS
 from emobench.classify import get_classifier
-from emobench.classify.pair import MEMBERS, default_card
+from emobench.classify.pair import MEMBERS, decision_sha256, default_card
 from emobench.classify.thresholds import choose_thresholds
 from emobench.classify.tuned import default_head
 from emobench.classify.tuning import oof
@@ -62,24 +61,55 @@ def test_oof_load_refuses_a_missing_file_or_a_head(tmp_path):
         oof.load(default_head("minilm"))
 
 
-def test_recompute_refuses_a_head_built_with_other_hyperparameters(tmp_path):
-    card = json.loads(default_head("minilm").with_suffix(".json").read_text())
-    card["hyperparameters"]["lr_head"] = 0.5
+def test_recompute_refuses_before_cross_validating(tmp_path, sev_dir):
+    """Every refusal comes before the hour of cross-validation: another head beside the card,
+    other training data, other hyperparameters."""
+    head = default_head("minilm")
+    card = json.loads(head.with_suffix(".json").read_text())
+    copy = tmp_path / "h.safetensors"
     (tmp_path / "h.json").write_text(json.dumps(card))
-    with pytest.raises(DataError, match=r"h\.json: built with other hyperparameters.*lr_head"):
-        oof.recompute(tmp_path / "h.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"h\.safetensors not found"):
+        oof.recompute(copy)
+    shutil.copy(head, copy)
+    cases = [
+        ({"sha256": "0" * 64}, r"h\.safetensors: not the head its card h\.json names"),
+        ({"hyperparameters": {**card["hyperparameters"], "lr_head": 0.5}}, r"lr_head"),
+        (
+            {
+                "trained_on": [
+                    {**card["trained_on"][0], "sha256": "0" * 64},
+                    *card["trained_on"][1:],
+                ]
+            },
+            r"h\.json: trained on another .*train_accepted\.jsonl",
+        ),
+    ]
+    for change, message in cases:
+        (tmp_path / "h.json").write_text(json.dumps({**card, **change}))
+        with pytest.raises(DataError, match=message):
+            oof.recompute(copy)
 
 
-def test_flags_the_pair_and_oof_only_do_not_take():
-    proc = emobench("train-classifier", "--head", "pair", "--asides")
-    assert proc.returncode == 2, proc.stderr
-    assert "--asides needs --head ft: ft-pair trains nothing" in last_line(proc)
-    proc = emobench("train-classifier", "--head", "sev6", "--oof-only")
-    assert proc.returncode == 2, proc.stderr
-    assert "--oof-only needs --head ft" in last_line(proc)
-    proc = emobench("train-classifier", "--oof-only", "--seed", "3")
-    assert proc.returncode == 2, proc.stderr
-    assert "drop --asides and --seed" in last_line(proc)
+def test_flags_the_pair_and_oof_only_do_not_take(tmp_path):
+    cases = [
+        (("--head", "pair", "--asides", "--seed", "0"), "--head pair takes no --asides --seed 0"),
+        (
+            ("--head", "pair", "--out", str(tmp_path / "p.safetensors")),
+            "give a path ending in .json",
+        ),
+        (("--head", "sev6", "--oof-only"), "--oof-only needs --head ft"),
+        (("--oof-only", "--seed", "3"), "--oof-only takes no --seed 3"),
+        (("--oof-only", "--asides", "--base", "mpnet"), "--oof-only takes no --asides:"),
+        (
+            ("--oof-only", "--base", "mpnet", "--out", str(tmp_path / "h.safetensors")),
+            "--oof-only with --out takes no --base mpnet",
+        ),
+    ]
+    for args, message in cases:
+        proc = emobench("train-classifier", *args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in last_line(proc), (args, last_line(proc))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("name", MEMBERS)
@@ -119,19 +149,24 @@ def test_pair_is_the_mean_of_its_members_and_reproduces_its_card(sev_dir):
         n: get_classifier(n).meta["sha256"] for n in MEMBERS
     }
     assert spec["match"]["thresholds"] == card["match"]["thresholds"]
-    decides = {"members": card["members"], "rule": card["rule"]}
-    decides["thresholds"] = card["match"]["thresholds"]
-    digest = hashlib.sha256(json.dumps(decides, sort_keys=True).encode()).hexdigest()
-    assert spec["head"]["sha256"] == card["sha256"] == digest
+    assert spec["head"]["sha256"] == card["sha256"] == decision_sha256(card)
 
 
-def test_pair_refuses_a_card_made_for_other_heads(tmp_path):
+def test_pair_refuses_a_card_made_for_other_heads_or_edited(tmp_path):
     card = json.loads(default_card().read_text())
-    card["members"][1]["sha256"] = "0" * 64
-    path = tmp_path / "stale.json"
-    path.write_text(json.dumps(card))
-    with pytest.raises(DataError, match=r"stale\.json: .*other minilm-ft heads.*--head pair"):
-        create(CLASSIFIERS, "ft-pair", card=str(path))
+    edited = json.loads(json.dumps(card))
+    edited["match"]["thresholds"]["fear"] = 0.5
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    with pytest.raises(DataError, match=r"edited\.json: its sha256 is not that of"):
+        create(CLASSIFIERS, "ft-pair", card=str(tmp_path / "edited.json"))
+    stale = json.loads(json.dumps(card))
+    stale["members"][1]["sha256"] = "0" * 64
+    stale["sha256"] = decision_sha256(stale)
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    with pytest.raises(
+        DataError, match=r"stale\.json: .*other heads: minilm-ft 00000000 .*--head pair"
+    ):
+        create(CLASSIFIERS, "ft-pair", card=str(tmp_path / "stale.json"))
     shutil.copy(default_card(), tmp_path / "ok.json")
     assert create(CLASSIFIERS, "ft-pair", card=str(tmp_path / "ok.json")).labels == LABELS
 

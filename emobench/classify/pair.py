@@ -11,6 +11,7 @@ rebuilds it (tuning.pair).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from importlib.resources import files
@@ -30,6 +31,15 @@ def default_card() -> Path:
     return Path(str(files("emobench.classify") / "heads" / "ft_pair.json"))
 
 
+def decision_sha256(card: dict[str, Any]) -> str:
+    """One hash over what decides a verdict (which heads, how combined, which thresholds), so a
+    leaderboard never merges runs scored by different pairs."""
+    decides = {k: card[k] for k in ("members", "rule")} | {
+        "thresholds": card["match"]["thresholds"]
+    }
+    return hashlib.sha256(json.dumps(decides, sort_keys=True).encode()).hexdigest()
+
+
 def member_hashes(members: Sequence[Classifier]) -> dict[str, str]:
     return {m.name: str(getattr(m, "meta", {}).get("sha256", "")) for m in members}
 
@@ -46,14 +56,24 @@ class PairClassifier(CardedClassifier):
         names = [m["name"] for m in self.meta.get("members", [])]
         if not names:
             raise DataError(f"{path}: names no members; rebuild it with `{REBUILD}`")
+        if self.meta.get("sha256") != decision_sha256(self.meta):
+            # An edited threshold under the old hash would pass as the published pair.
+            raise DataError(
+                f"{path}: its sha256 is not that of its members, rule and thresholds (edited "
+                f"by hand?); rebuild it with `{REBUILD}`"
+            )
         self.members = [get_classifier(n) for n in names]
         have = member_hashes(self.members)
-        stale = [m["name"] for m in self.meta["members"] if have[m["name"]] != m["sha256"]]
+        stale = [
+            f"{m['name']} {m['sha256'][:8]} (installed: {have[m['name']][:8]})"
+            for m in self.meta["members"]
+            if have[m["name"]] != m["sha256"]
+        ]
         if stale:
             # Thresholds chosen on other heads' probabilities would decide with the wrong scale.
             raise DataError(
-                f"{path}: its thresholds were chosen for other {', '.join(stale)} heads than the "
-                f"installed ones; rebuild it with `{REBUILD}`"
+                f"{path}: its thresholds were chosen for other heads: {', '.join(stale)}; "
+                f"rebuild it with `{REBUILD}`"
             )
         labels = {tuple(m.labels) for m in self.members}
         if len(labels) != 1:

@@ -97,13 +97,53 @@ def load(path: Path) -> OutOfFold:
                 f"{path}: not an out-of-fold file (lacks {', '.join(sorted(missing)) or 'probs'})"
             )
         probs = f.get_tensor("probs").numpy()
+    truth, labels = json.loads(meta["truth"]), json.loads(meta["labels"])
+    if probs.shape != (len(truth), len(labels)):
+        raise DataError(
+            f"{path}: probabilities of shape {tuple(probs.shape)}, but {len(truth)} rows of "
+            f"{len(labels)} labels; recompute it with `emobench train-classifier --head ft "
+            "--base <base> --oof-only`"
+        )
     return OutOfFold(
         probs,
-        json.loads(meta["truth"]),
-        json.loads(meta["labels"]),
+        truth,
+        labels,
         meta["rows_sha256"],
         meta,
     )
+
+
+def _refuse_other_inputs(head: Path, card_path: Path, card: dict[str, Any], spec: Any) -> None:
+    """Before a cross-validation of up to an hour: the head beside the card, the base weights and
+    the data files must be the ones the card names (the written replies are checked by the
+    report itself: their hash now also covers the aside sentences, which older cards predate)."""
+    from emobench.classify.goemotions import default_path
+    from emobench.classify.train import judged_dir
+    from emobench.classify.tuning import train
+    from emobench.data import file_sha256
+
+    rebuild = f"rebuild it with `{card['command']}`, which writes its out-of-fold file too"
+    if not head.is_file():
+        raise FileNotFoundError(f"{head} not found: the head of the card {card_path}")
+    if file_sha256(head) != card["sha256"]:
+        raise DataError(f"{head}: not the head its card {card_path.name} names; {rebuild}")
+    trained_on = {t["file"]: t.get("sha256") for t in card.get("trained_on", [])}
+    named = {
+        spec.path() / "model.safetensors": (card.get("base") or {}).get("sha256"),
+        judged_dir() / "train_accepted.jsonl": trained_on.get("judged/train_accepted.jsonl"),
+        default_path(): trained_on.get("goemotions/dev.csv"),
+    }
+    for path, want in named.items():
+        if want and file_sha256(path) != want:
+            raise DataError(f"{card_path}: trained on another {path} than the one here; {rebuild}")
+    hyper = card["hyperparameters"]
+    differ = {k: (v, hyper.get(k)) for k, v in train.HYPER.items() if k != "max_epochs"}
+    differ = {k: v for k, v in differ.items() if v[0] != v[1]}
+    if differ:
+        raise DataError(
+            f"{card_path}: built with other hyperparameters than this emobench's "
+            f"(ours, the card's: {differ}); {rebuild}"
+        )
 
 
 def recompute(head: Path) -> dict[str, Any]:
@@ -115,18 +155,12 @@ def recompute(head: Path) -> dict[str, Any]:
     if not card_path.is_file():
         raise FileNotFoundError(f"{card_path} not found: the card of the head {head}")
     card = json.loads(card_path.read_text())
-    with_asides = any("aside" in t["file"] for t in card.get("trained_on", []))
+    with_asides = "--asides" in card.get("command", "")
     seed = card["seed"]
     # Cards from before there was a choice of base name none: they were all MiniLM.
     spec = bases.get((card.get("base") or {}).get("name", "minilm"))
+    _refuse_other_inputs(head, card_path, card, spec)
     hyper = card["hyperparameters"]
-    differ = {k: (v, hyper.get(k)) for k, v in train.HYPER.items() if k != "max_epochs"}
-    differ = {k: v for k, v in differ.items() if v[0] != v[1]}
-    if differ:
-        raise DataError(
-            f"{card_path}: built with other hyperparameters than this emobench's "
-            f"(ours, the card's: {differ}); rebuild it with `{card['command']}`"
-        )
     max_epochs = hyper["max_epochs"]
     started = time.perf_counter()
     torch.manual_seed(seed)

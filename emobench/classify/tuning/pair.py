@@ -10,7 +10,6 @@ The held-out judged replies are scored and reported only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 
 from emobench import EMOTIONS, __version__
 from emobench.classify import get_classifier
-from emobench.classify.pair import MEMBERS, REBUILD, member_hashes
+from emobench.classify.pair import MEMBERS, REBUILD, decision_sha256, member_hashes
 from emobench.classify.thresholds import choose_thresholds
 from emobench.classify.tuning import oof
 from emobench.errors import DataError
@@ -43,7 +42,10 @@ def member_oof(clf: Any) -> tuple[oof.OutOfFold, Path]:
             f"{clf.name}'s head is {clf.meta['sha256'][:8]}; recompute them with {rebuild}"
         )
     if tuple(got.labels) != tuple(clf.labels):
-        raise DataError(f"{path}: labels {got.labels}, {clf.name} has {list(clf.labels)}")
+        raise DataError(
+            f"{path}: labels {got.labels}, {clf.name} has {list(clf.labels)}; recompute it "
+            f"with {rebuild}"
+        )
     return got, path
 
 
@@ -95,8 +97,9 @@ def out_of_fold_accuracy(probs: np.ndarray, got: oof.OutOfFold, seed: int) -> di
     rows = oof.scored_rows(ex)
     if oof.rows_sha256(ex, rows) != got.rows_sha256:
         raise DataError(
-            "the out-of-fold files hold other rows than this emobench's training data; "
-            "recompute them (`emobench train-classifier --head ft --base <base> --oof-only`)"
+            f"{', '.join(MEMBERS)}: their out-of-fold files hold other rows than this "
+            f"emobench's training data (seed {seed}); recompute them with `emobench "
+            "train-classifier --head ft --base mpnet --oof-only` and `--base minilm`"
         )
     source = np.array([ex.source[i] for i in rows])
     truth = np.array(got.truth)
@@ -197,10 +200,7 @@ def build_pair(out: Path) -> dict[str, Any]:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": f"EMOBENCH_SEV_DIR=../shared/sev {REBUILD}",
     }
-    # One hash names what decides a verdict (which heads, how combined, which thresholds), so a
-    # leaderboard never merges runs scored by different pairs.
-    decides = {k: card[k] for k in ("members", "rule")} | {"thresholds": thresholds}
-    card["sha256"] = hashlib.sha256(json.dumps(decides, sort_keys=True).encode()).hexdigest()
+    card["sha256"] = decision_sha256(card)
     card["sha256_of"] = "the members (names, head hashes, out-of-fold files), rule and thresholds"
     card["heldout"] = heldout(members, thresholds)
     out.parent.mkdir(parents=True, exist_ok=True)
