@@ -87,11 +87,10 @@ def heldout(members: list[Any], thresholds: dict[str, float]) -> dict[str, Any]:
 
 
 def out_of_fold_accuracy(probs: np.ndarray, got: oof.OutOfFold, seed: int) -> dict[str, Any]:
-    """The mean's accuracy on the rows of the members' out-of-fold files, by source: the same
-    measures as a single head's card (SEV replies: forced choice among the six emotions;
-    single-label GoEmotions comments: 7 labels). The sources come from this emobench's training
-    data, which must hold the very rows of the files."""
-    from emobench.classify.tuning import data
+    """The mean's accuracy on the rows of the members' out-of-fold files, measured as a single
+    head's card measures its CV (tuning.train.oof_measures). The rows' sources come from this
+    emobench's training data, which must hold the very rows of the files."""
+    from emobench.classify.tuning import data, train
 
     ex, _ = data.build(seed)
     rows = oof.scored_rows(ex)
@@ -101,17 +100,15 @@ def out_of_fold_accuracy(probs: np.ndarray, got: oof.OutOfFold, seed: int) -> di
             f"emobench's training data (seed {seed}); recompute them with `emobench "
             "train-classifier --head ft --base mpnet --oof-only` and `--base minilm`"
         )
-    source = np.array([ex.source[i] for i in rows])
-    truth = np.array(got.truth)
-    labels = np.array(data.LABELS)
-    six = [data.LABELS.index(e) for e in EMOTIONS]
-    forced = np.array(EMOTIONS)[probs[:, six].argmax(1)]
-    sev, goe = source == "sev", source == "goemotions"
+    scored = ex.select(np.array(rows))
+    source = np.array(scored.source)
     return {
         "folds": data.FOLDS,
-        "goemotions_7_label": round(float((labels[probs.argmax(1)] == truth)[goe].mean()), 4),
-        "sev_train_forced_choice": round(float((forced == truth)[sev].mean()), 4),
-        "n": {"goemotions": int(goe.sum()), "sev": int(sev.sum())},
+        **train.oof_measures(probs, scored),
+        "n": {
+            "goemotions": int((source == "goemotions").sum()),
+            "sev": int((source == "sev").sum()),
+        },
     }
 
 

@@ -162,12 +162,20 @@ def oof_measures(probs: np.ndarray, ex: Examples) -> dict[str, float]:
     def acc(sel: np.ndarray, guess: np.ndarray) -> float:
         return round(float((guess[sel] == label[sel]).mean()), 4)
 
-    return {
-        "goemotions_7_label": acc(single, pred),
-        "goemotions_multi_label_hit": round(float(np.mean(multi_hit)), 4),
-        "sev_train_forced_choice": acc(src == "sev", forced),
-        "sev_train_unnamed_forced_choice": acc(src == "unnamed", forced),
-    }
+    # A measure whose rows are absent is left out (the rows thresholds are chosen on have no
+    # multi-label comments and no copies), not reported as NaN.
+    out: dict[str, float] = {}
+    if single.any():
+        out["goemotions_7_label"] = acc(single, pred)
+    if multi.any():
+        out["goemotions_multi_label_hit"] = round(float(np.mean(multi_hit)), 4)
+    for key, source in (
+        ("sev_train_forced_choice", "sev"),
+        ("sev_train_unnamed_forced_choice", "unnamed"),
+    ):
+        if (src == source).any():
+            out[key] = acc(src == source, forced)
+    return out
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
