@@ -11,9 +11,10 @@ the Wilson 95 % interval of the label accuracy: how far the rate on lines of tha
 from the one measured on so few (16 lines of happiness: one line is 6 points), and `other %`:
 the share of the *other* target emotions the judge-compatible verdict also accepts (five per
 line, six for a bland one; mixed lines are left out, since their second emotion is there too). A
-lenient threshold lifts the match rate; this column shows what it costs. `a+b` is the mean of
-classifiers a's and b's probabilities (label and forced choice only: such a mean has no thresholds
-of its own; `ft-pair` is the one that has).
+lenient threshold lifts the match rate; this column shows what it costs. `fear alone` is every
+fear line but the mixed ones: how the head reads an emotion when no other shares the line. `a+b`
+is the mean of classifiers a's and b's probabilities (label and forced choice only: such a mean
+has no thresholds of its own; `ft-pair` is the one that has).
 
 --file reads another set of the same shape instead: lines with `text`, the expected label under
 `emotion` (or `label`) and a `kind`, such as the hand-written hard cases and the over-steered
@@ -82,7 +83,10 @@ def measure(name: str, lines: list[dict], head: str | None = None) -> dict[str, 
         if thresholds and line["kind"] != "mixed":
             others = [t for t in EMOTIONS if t != target]
             row["other"] = float(np.mean([s["probs"][t] >= thresholds[t] for t in others]))
-        for key in (target, f"{target}/{line['kind']}"):
+        keys = [target, f"{target}/{line['kind']}"]
+        if target in EMOTIONS and line["kind"] != "mixed":
+            keys.append(f"{target} alone")
+        for key in keys:
             by[key].append(row)
     # Each measure over the lines that have it: `other` leaves the mixed lines out.
     return {

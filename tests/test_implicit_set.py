@@ -109,5 +109,7 @@ def test_benchmark_counts_the_other_targets_a_verdict_accepts(tmp_path: Path) ->
         return float(np.mean([row[clf.labels.index(t)] >= thresholds[t] for t in rest]))
 
     assert report["fear"]["n"] == 2 and "other" not in report["fear/mixed"]
+    assert report["fear alone"]["n"] == 1 and "neutral alone" not in report
+    assert report["fear alone"]["accuracy"] == report["fear/implicit"]["accuracy"]
     assert report["fear"]["other"] == other(probs[0], "fear")
     assert report["neutral"]["other"] == other(probs[2], "neutral")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from emobench import EMOTIONS
 from emobench.classify import get_classifier
@@ -200,3 +202,23 @@ def test_pair_card_thresholds_come_from_its_members_files(sev_dir):
     ]
     seed = members[0].meta["seed"]
     assert out_of_fold_accuracy(chosen.mean_oof, chosen.first, seed) == card["cross_validation"]
+
+
+def test_choose_refuses_members_cross_validated_on_other_rows(tmp_path, sev_dir):
+    """Two heads' out-of-fold probabilities are only averaged row by row if the rows and folds
+    are the same: a file whose folds were drawn otherwise is refused, naming both files."""
+    from emobench.classify.tuning.pair import choose
+
+    members = [get_classifier(n) for n in MEMBERS]
+    paths = [oof.oof_path(default_head(m.base_key)) for m in members]
+    with safe_open(str(paths[1]), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    meta["rows_sha256"] = "0" * 64
+    moved = tmp_path / "minilm_ft.oof.safetensors"
+    save_file(tensors, str(moved), metadata=meta)
+    with pytest.raises(
+        DataError,
+        match=r"minilm_ft\.oof\.safetensors: other rows or folds than heads/mpnet_ft\.oof",
+    ):
+        choose(members, [paths[0], moved])

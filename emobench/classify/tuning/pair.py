@@ -27,10 +27,12 @@ from emobench.classify.tuning import oof
 from emobench.errors import DataError
 
 
-def member_oof(clf: Any) -> tuple[oof.OutOfFold, Path]:
+def member_oof(clf: Any, path: Path | None = None) -> tuple[oof.OutOfFold, Path]:
+    """A member's out-of-fold file (by default the one beside its packaged head), checked to be
+    its head's."""
     from emobench.classify.tuned import default_head
 
-    path = oof.oof_path(default_head(clf.base_key))
+    path = path or oof.oof_path(default_head(clf.base_key))
     rebuild = f"`emobench train-classifier --head ft --base {clf.base_key} --oof-only`"
     try:
         got = oof.load(path)
@@ -121,9 +123,10 @@ class Chosen:
     n_rejected: int
 
 
-def choose(members: list[Any]) -> Chosen:
-    """The pair's thresholds from its members' out-of-fold files, after checking that the files
-    share their rows and that each gives its own head's thresholds back."""
+def choose(members: list[Any], paths: list[Path] | None = None) -> Chosen:
+    """The pair's thresholds from its members' out-of-fold files (`paths`, by default those
+    beside the packaged heads), after checking that the files share their rows and that each
+    gives its own head's thresholds back."""
     from emobench.classify.train import judged_dir, load_judged
     from emobench.data import file_sha256
 
@@ -131,8 +134,8 @@ def choose(members: list[Any]) -> Chosen:
     files: list[dict[str, str]] = []
     oofs: list[oof.OutOfFold] = []
     rejected: list[np.ndarray] = []
-    for clf in members:
-        got, path = member_oof(clf)
+    for i, clf in enumerate(members):
+        got, path = member_oof(clf, paths[i] if paths else None)
         if oofs and got.rows_sha256 != oofs[0].rows_sha256:
             raise DataError(
                 f"{path}: other rows or folds than {files[0]['file']}; the members must be "
