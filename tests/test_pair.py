@@ -4,6 +4,7 @@ thresholds are chosen on them."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -215,10 +216,12 @@ def test_choose_refuses_members_cross_validated_on_other_rows(tmp_path, sev_dir)
         meta = f.metadata()
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     meta["rows_sha256"] = "0" * 64
-    moved = tmp_path / "minilm_ft.oof.safetensors"
+    moved = tmp_path / "other_folds.oof.safetensors"
     save_file(tensors, str(moved), metadata=meta)
     with pytest.raises(
         DataError,
-        match=r"minilm_ft\.oof\.safetensors: other rows or folds than heads/mpnet_ft\.oof",
+        match=rf"^{re.escape(str(moved))}: other rows or folds than heads/mpnet_ft\.oof",
     ):
-        choose(members, [paths[0], moved])
+        choose(members, [None, moved])
+    with pytest.raises(ValueError, match="1 out-of-fold files for 2 members"):
+        choose(members, [moved])

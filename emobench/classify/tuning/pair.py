@@ -123,22 +123,27 @@ class Chosen:
     n_rejected: int
 
 
-def choose(members: list[Any], paths: list[Path] | None = None) -> Chosen:
-    """The pair's thresholds from its members' out-of-fold files (`paths`, by default those
-    beside the packaged heads), after checking that the files share their rows and that each
-    gives its own head's thresholds back."""
+def choose(members: list[Any], paths: list[Path | None] | None = None) -> Chosen:
+    """The pair's thresholds from its members' out-of-fold files (`paths`, one per member, None
+    for the one beside its packaged head), after checking that the files share their rows and
+    that each gives its own head's thresholds back."""
     from emobench.classify.train import judged_dir, load_judged
     from emobench.data import file_sha256
+
+    if paths is not None and len(paths) != len(members):
+        raise ValueError(f"{len(paths)} out-of-fold files for {len(members)} members")
 
     r_text, r_y, _ = load_judged(judged_dir() / "train_rejected.jsonl")
     files: list[dict[str, str]] = []
     oofs: list[oof.OutOfFold] = []
     rejected: list[np.ndarray] = []
-    for i, clf in enumerate(members):
-        got, path = member_oof(clf, paths[i] if paths else None)
+    for clf, given in zip(members, paths or [None] * len(members), strict=True):
+        got, path = member_oof(clf, given)
+        # The card names a packaged file by its place in the package, any other by its path.
+        name = str(path) if given else f"heads/{path.name}"
         if oofs and got.rows_sha256 != oofs[0].rows_sha256:
             raise DataError(
-                f"{path}: other rows or folds than {files[0]['file']}; the members must be "
+                f"{name}: other rows or folds than {files[0]['file']}; the members must be "
                 "cross-validated on one fold draw (the same data and seed)"
             )
         r_probs = clf.predict_proba(r_text)
@@ -158,7 +163,7 @@ def choose(members: list[Any], paths: list[Path] | None = None) -> Chosen:
             )
         oofs.append(got)
         rejected.append(r_probs)
-        files.append({"file": f"heads/{path.name}", "sha256": file_sha256(path)})
+        files.append({"file": name, "sha256": file_sha256(path)})
     mean_oof = np.mean([o.probs for o in oofs], axis=0)
     per_target = choose_thresholds(
         mean_oof,
