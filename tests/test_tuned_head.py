@@ -101,12 +101,23 @@ def test_soup_is_the_mean_of_its_members_weights(minilm, tiny_bert):
     members = []
     for seed in (0, 1, 2):
         torch.manual_seed(seed)
-        members.append(model.TunedEncoder(tiny_bert, 2, data.LABELS).eval())
+        # Each on its own copy of the base, as train.fit builds them, with its tuned layers moved
+        # by its seed: the soup must average those layers, not only the heads.
+        member = model.TunedEncoder(copy.deepcopy(tiny_bert), 2, data.LABELS).eval()
+        with torch.no_grad():
+            for p in member.top.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        members.append(member)
     before = [copy.deepcopy(m.state_dict()) for m in members]
     mixed = train.soup(members)
     for key, value in mixed.state_dict().items():
         want = torch.stack([b[key] for b in before]).mean(0)
         assert torch.allclose(value, want), key
+        assert not torch.allclose(value, before[0][key]), key
+    # What forward runs is what was averaged: the tuned layers are the copied encoder's own.
+    assert all(
+        layer is mixed._encoder[0].layer[mixed.first + i] for i, layer in enumerate(mixed.top)
+    )
     # The members are left as they were, and a soup of one is that model.
     for m, b in zip(members, before, strict=True):
         assert all(torch.equal(m.state_dict()[k], v) for k, v in b.items())
@@ -114,10 +125,17 @@ def test_soup_is_the_mean_of_its_members_weights(minilm, tiny_bert):
     one = train.predict(train.soup(members[:1]), states, rows)
     assert np.allclose(one, train.predict(members[0], states, rows))
     assert not np.allclose(train.predict(mixed, states, rows), one)
-    with pytest.raises(ValueError, match="model 1 has other weights"):
+    with pytest.raises(ValueError, match="model 1 has other tuned layers"):
         train.soup([members[0], model.TunedEncoder(tiny_bert, 1, data.LABELS)])
+    with pytest.raises(ValueError, match="model 1 has other tuned layers, labels"):
+        train.soup([members[0], model.TunedEncoder(tiny_bert, 2, data.LABELS[::-1])])
     with pytest.raises(ValueError, match="at least one"):
         train.soup([])
+    # A count cannot be averaged: it must agree, or the soup is refused.
+    for m, steps in zip(members[:2], (3, 4), strict=True):
+        m.register_buffer("steps", torch.tensor(steps))
+    with pytest.raises(ValueError, match="steps: differs between models"):
+        train.soup(members[:2])
 
 
 def test_artifact_round_trip_and_refusals(minilm, tmp_path):

@@ -123,20 +123,34 @@ def fit(
         if watch is not None:
             watched.append(predict(model, states, watch))
     bar.close()
+    # The last step's gradients would otherwise live as long as the model.
+    model.zero_grad(set_to_none=True)
     return model.eval(), watched
 
 
 def soup(models: Sequence[Any]) -> Any:
     """One model whose trained weights are the mean of `models`' (one recipe trained with other
-    seeds): a model soup. Fine-tuning moves the top layers little from the shared base, so the
-    mean of the weights behaves like the mean of the models at the cost of one of them at
-    inference, where an ensemble of k costs k."""
+    seeds): a model soup, at one model's cost at inference where an ensemble of k costs k.
+    Whether it reads like the ensemble is what benchmarks/head_seeds.py --soup measures: the
+    expectation is that fine-tuning moves the top layers little from their shared start, and the
+    head is linear, so that the mean head on near-equal features averages the logits."""
     if not models:
         raise ValueError("a soup needs at least one model")
     states = [m.state_dict() for m in models]
     first = states[0]
-    if bad := [i for i, s in enumerate(states) if s.keys() != first.keys()]:
-        raise ValueError(f"model {bad[0]} has other weights than model 0: not one recipe")
+
+    def same(m: Any, s: dict[str, torch.Tensor]) -> bool:
+        return (
+            (m.first, m.labels) == (models[0].first, models[0].labels)
+            and all(k in s and s[k].shape == v.shape for k, v in first.items())
+            and len(s) == len(first)
+        )
+
+    if bad := [i for i, (m, s) in enumerate(zip(models, states, strict=True)) if not same(m, s)]:
+        raise ValueError(
+            f"model {bad[0]} has other tuned layers, labels or weight shapes than model 0: "
+            "not one recipe"
+        )
     mean = {}
     for key, tensor in first.items():
         stack = torch.stack([s[key] for s in states])
