@@ -142,8 +142,8 @@ def soup(models: Sequence[Any]) -> Any:
     def same(m: Any, s: dict[str, torch.Tensor]) -> bool:
         return (
             (m.first, m.labels) == (models[0].first, models[0].labels)
-            and all(k in s and s[k].shape == v.shape for k, v in first.items())
-            and len(s) == len(first)
+            and s.keys() == first.keys()
+            and all(s[k].shape == v.shape for k, v in first.items())
         )
 
     if bad := [i for i, (m, s) in enumerate(zip(models, states, strict=True)) if not same(m, s)]:
