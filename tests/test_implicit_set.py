@@ -113,3 +113,18 @@ def test_benchmark_counts_the_other_targets_a_verdict_accepts(tmp_path: Path) ->
     assert report["fear alone"]["accuracy"] == report["fear/implicit"]["accuracy"]
     assert report["fear"]["other"] == other(probs[0], "fear")
     assert report["neutral"]["other"] == other(probs[2], "neutral")
+
+
+def test_the_readme_counts_are_the_files() -> None:
+    """The set's README gives its make-up per emotion and kind; a line added or relabelled
+    without it would leave readers counting a different set than the one measured."""
+    text = (HERE / "README.md").read_text()
+    table = text[text.index("| emotion | implicit |") :].split("\n\n", 1)[0].splitlines()
+    kinds = [k.strip() for k in table[0].strip("|").split("|")][1:-1]
+    stated = {}
+    for row in table[2:-1]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        stated |= {(cells[0], k): int(c) for k, c in zip(kinds, cells[1:-1], strict=True) if c}
+    assert stated == dict(Counter((r["emotion"], r["kind"]) for r in lines()))
+    total = [c.strip() for c in table[-1].strip("|").split("|")]
+    assert int(total[-1]) == len(lines())
