@@ -2,29 +2,31 @@
 
     EMOBENCH_SEV_DIR=../shared/sev python benchmarks/head_seeds.py \
         [--seeds 0,1,2] [--epochs 2] [--tuned_layers 4] [--without written,unnamed] \
-        [--asides [--skip_aside happiness:anger]] [--base DIR] [--states F] [--soup] [--json F]
+        [--asides [--skip_aside happiness:anger]] [--crossed] [--base DIR] [--states F] [--soup]
+        [--json F]
 
 With --seeds "" it only times the encoder at inference.
 
 Trains the fine-tuned heads' recipe (`emobench.classify.tuning`; `--asides` adds the aside copies,
-which no shipped head has) on folds 1-4 of its training examples, once per seed, and scores what
-that head never saw: fold 0's single-label GoEmotions comments (7 labels), the judged held-out SEV
-replies (forced choice among the six emotions) and the implicit-emotion validation set (label
-accuracy per emotion, over its 40 mixed lines, and the count of its lines read right). Prints a
-row per seed, then each column's mean, lowest value and range (largest minus smallest). A recipe
-change whose gain sits inside the range of one recipe's seeds has not shown anything yet. The seed
-sets the head's initialisation, the batch order and dropout; the examples and folds are the same
-for every seed, so that the range is the training's own noise. About 3-4 minutes per seed at 2
-epochs on 2 CPU threads.
+`--crossed` the flat facts met with five emotions' reactions; no shipped head has either) on
+folds 1-4 of its training examples, once per seed, and scores what that head never saw: fold 0's
+single-label GoEmotions comments (7 labels), the judged held-out SEV replies (forced choice among
+the six emotions) and the implicit-emotion validation set (label accuracy per emotion, over its
+mixed lines, and the count of its lines read right). Prints a row per seed, then each column's
+mean, lowest value and range (largest minus smallest). A recipe change whose gain sits inside
+the range of one recipe's seeds has not shown anything yet. The seed sets the head's
+initialisation, the batch order and dropout; the examples and folds are the same for every seed,
+so that the range is the training's own noise. About 3-4 minutes per seed at 2 epochs on 2 CPU
+threads.
 
 --skip_aside NAMED:REPLY (repeatable, with --asides) leaves out the aside copies that name NAMED
 beside a REPLY reply, and nothing else: every other example, aside or not, stays as it was.
 
 --states F keeps the frozen layers' output in F (safetensors) and reads it back in a later run over
 the same texts, base and tuned layers, so that recipes which differ only in the rows they train on
-(--without, --skip_aside) share the base's slow part (1.5 GB for mpnet with the asides; such a
-run does not time the base again); a file made for other texts, weights or tuned layers is
-refused.
+(--without, --skip_aside; `--crossed --without crossed` is the shipped recipe) share the base's
+slow part (1.5 GB for mpnet with the asides; such a run does not time the base again); a file
+made for other texts, weights or tuned layers is refused.
 
 --soup also scores two heads made of all the seeds: the mean of their trained weights (a model
 soup, one head's cost at inference) and the mean of their probabilities (an ensemble, which costs
@@ -162,6 +164,11 @@ def main() -> None:
         metavar="NAMED:REPLY",
         help="with --asides: leave out the asides naming NAMED beside a REPLY reply",
     )
+    parser.add_argument(
+        "--crossed",
+        action="store_true",
+        help="add the flat facts followed by five emotions' reactions (written.crossed)",
+    )
     parser.add_argument("--states", default=None, help="keep the frozen layers' output here")
     parser.add_argument(
         "--soup",
@@ -203,7 +210,9 @@ def main() -> None:
     if not seeds:
         return
 
-    ex, counts = data.build(seed=0, written=True, with_asides=args.asides)
+    ex, counts = data.build(
+        seed=0, written=True, with_asides=args.asides, with_crossed=args.crossed
+    )
     dropped = [s for s in args.without.split(",") if s]
     if unknown := sorted(set(dropped) - set(counts)):
         parser.error(f"--without {','.join(unknown)}: the sources are {', '.join(counts)}")

@@ -15,7 +15,7 @@ import torch
 from emobench import EMOTIONS
 from emobench.classify.augment import unnamed
 from emobench.classify.tuning import bases, data, model, train
-from emobench.classify.tuning.written import asides, compose
+from emobench.classify.tuning.written import asides, compose, crossed
 from emobench.errors import DataError
 
 HARD_CASES = Path(__file__).parent / "data" / "hard_cases.jsonl"
@@ -241,6 +241,27 @@ def test_copies_sit_in_their_source_fold_and_skeletons_do_not_straddle(sev_dir):
     assert bare_counts == {k: v for k, v in counts.items() if k != "aside"}
     kept = np.flatnonzero(np.array(ex.source) != "aside")
     assert bare.texts == [ex.texts[i] for i in kept] and (bare.fold == ex.fold[kept]).all()
+
+
+def test_crossed_replies_join_the_examples_in_their_facts_fold(sev_dir):
+    """The flat facts met with feeling come on top of the shipped recipe's examples, which stay as
+    they were, each in the fold of its fact's neutral replies."""
+    ex, counts = data.build(0, with_crossed=True)
+    bare, bare_counts = data.build(0)
+    assert counts == bare_counts | {"crossed": len(crossed(0))}
+    assert (
+        ex.texts[: len(bare.texts)] == bare.texts
+        and (ex.fold[: len(bare.texts)] == bare.fold).all()
+    )
+    neutral_fold = {
+        w.group: int(ex.fold[ex.texts.index(w.text)]) for w in compose(0) if w.emotion == "neutral"
+    }
+    added = range(len(bare.texts), len(ex.texts))
+    assert [ex.texts[i] for i in added] == [w.text for w in crossed(0)]
+    for i, w in zip(added, crossed(0), strict=True):
+        assert ex.source[i] == "crossed" and ex.label[i] == w.emotion
+        assert ex.fold[i] == neutral_fold[w.group] and ex.origin[i] == -1
+        assert ex.targets[i][data.LABELS.index(w.emotion)] == 1
 
 
 def test_shipped_head_reproduces_its_card(sev_dir):

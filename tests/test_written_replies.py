@@ -9,9 +9,11 @@ from collections import Counter
 from emobench import EMOTIONS
 from emobench.classify.tuning.data import LABELS
 from emobench.classify.tuning.written import (
+    CROSSED_PER_EMOTION,
     EMOTION_FILES,
     asides,
     compose,
+    crossed,
     parts,
     written_sha256,
 )
@@ -73,7 +75,8 @@ def test_training_text_does_not_echo_the_validation_set():
     and no part shares four in a row of which two or more are content words."""
     val = [r["text"] for r in lines()]
     five = set().union(*(runs(t, 5) for t in val))
-    assert [w.text for w in compose(0) if runs(w.text, 5) & five] == []
+    composed = compose(0) + crossed(0)
+    assert [w.text for w in composed if runs(w.text, 5) & five] == []
     four = {g for t in val for g in runs(t, 4) if sum(x not in FUNCTION_WORDS for x in g) >= 2}
     sentences = [s for _, _, s in all_parts()] + [s for a in asides().values() for s in a]
     echoes = [(s, sorted(runs(s, 4) & four)) for s in sentences if runs(s, 4) & four]
@@ -94,3 +97,27 @@ def test_each_aside_names_its_emotion_and_no_other():
     ]
     assert wrong == []
     assert all(len(sentences) >= 10 for sentences in found.values())
+
+
+def test_each_flat_fact_is_met_by_five_emotions_in_its_own_group():
+    """A crossed reply's topic predicts nothing: every neutral fact appears under each emotion but
+    disgust, as often, and in the group of the fact's neutral replies (so in one fold with them);
+    the words around the fact are parts of the reply's own emotion."""
+    facts = parts("neutral")["situations"]
+    made = crossed(0)
+    assert made == crossed(0) and made != crossed(1)
+    assert len({w.text for w in made}) == len(made)
+    per_group: dict[str, Counter] = {}
+    for w in made:
+        index = int(w.group.removeprefix("neutral:"))
+        assert facts[index] in w.text
+        per_group.setdefault(w.group, Counter())[w.emotion] += 1
+        before, after = (x.strip() for x in w.text.split(facts[index]))
+        p = parts(w.emotion)
+        if w.emotion in ("anger", "surprise"):
+            assert before in p["openers"] and after in p["codas"]
+        else:
+            assert before == "" and after in p["cues"]
+    five = {e: CROSSED_PER_EMOTION for e in EMOTIONS if e != "disgust"}
+    assert per_group == {f"neutral:{i}": Counter(five) for i in range(len(facts))}
+    assert set(per_group) == {w.group for w in compose(0) if w.emotion == "neutral"}

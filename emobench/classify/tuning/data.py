@@ -13,6 +13,9 @@
   written reply with a sentence that names *another* emotion in passing (`written.asides`), its
   target mostly the reply's own emotion (`ASIDE_WEIGHT`), against a head that lets one emotion
   word outweigh everything around it.
+- Only with `with_crossed` (measured, in no shipped head: README, "Flat facts"): the neutral
+  replies' flat facts followed by five emotions' reactions (`written.crossed`), so that a topic
+  predicts no label.
 
 Folds: SEV replies are split by skeleton (a skeleton's 18 replies share a situation), GoEmotions
 comments stratified by their main label, written replies by the situation they were made from; a
@@ -30,7 +33,7 @@ from emobench import EMOTIONS
 from emobench.classify.augment import AUGMENTATIONS, unnamed
 from emobench.classify.goemotions import FINE_TO_EKMAN, default_path, ekman_label, load_comments
 from emobench.classify.train import judged_dir, load_judged
-from emobench.classify.tuning.written import asides, compose
+from emobench.classify.tuning.written import asides, compose, crossed
 
 LABELS = (*EMOTIONS, "neutral")
 FOLDS = 5
@@ -47,7 +50,8 @@ ASIDE_WEIGHT = 0.25
 class Examples:
     texts: list[str]
     targets: np.ndarray  # (n, 7) rows summing to 1
-    source: list[str]  # sev | goemotions | <augmentation name> | unnamed | written | aside
+    # sev | goemotions | <augmentation name> | unnamed | written | aside | crossed
+    source: list[str]
     fold: np.ndarray  # (n,) in 0..FOLDS-1
     # The one label a text is scored against (None for a GoEmotions comment with several).
     label: list[str | None]
@@ -107,7 +111,7 @@ def _stratified_folds(labels: list[str], seed: int) -> np.ndarray:
 
 
 def build(
-    seed: int = 0, written: bool = True, with_asides: bool = False
+    seed: int = 0, written: bool = True, with_asides: bool = False, with_crossed: bool = False
 ) -> tuple[Examples, dict[str, int]]:
     """Every training example, and how many each source gave."""
     s_text, s_y, s_groups = load_judged(judged_dir() / "train_accepted.jsonl")
@@ -152,6 +156,10 @@ def build(
             if src == "written" and label[row] in EMOTIONS and aside_rng.random() < ASIDE_SHARE:
                 text, target = with_aside(texts[row], str(label[row]), aside_rng, sentences)
                 add(text, target, "aside", fold[row], label[row], row)
+    if with_crossed:
+        # After the asides, which are made from the written replies only; in their fact's fold.
+        for w in crossed(seed):
+            add(w.text, one_hot(w.emotion), "crossed", by_written[w.group], w.emotion)
     counts: dict[str, int] = {}
     for src in source:
         counts[src] = counts.get(src, 0) + 1

@@ -40,6 +40,8 @@ EMOTION_FILES = ("fear", "disgust", "anger", "surprise", "sadness", "happiness",
 PER_GROUP = {"fear": 6, "disgust": 6, "anger": 8, "surprise": 6}
 PER_GROUP_DEFAULT = 5
 MOCK_PER_LINE = 4
+# In `crossed`: replies per flat fact and emotion.
+CROSSED_PER_EMOTION = 2
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,34 @@ def _surprise(p: dict, rng: random.Random) -> list[Written]:
             # Some without the closing line, so the exclamation alone carries it.
             text = f"{opener} {news}" if k % 3 == 2 else f"{opener} {news} {rng.choice(p['codas'])}"
             out.append(Written(text, "surprise", f"surprise:{i}"))
+    return out
+
+
+def crossed(seed: int = 0) -> list[Written]:
+    """The neutral file's flat facts met with feeling: each fact followed by happiness, sadness
+    and fear cues, and behind surprise openers and sarcastic anger openers and codas.
+
+    Every other written reply's situation belongs to its emotion (a scan to fear, a late plumber
+    to anger, a first bike ride to happiness), so a head can learn an emotion from the topic and
+    read a clear scan or a cancelled flight that turns into a day at the sea as fear or anger.
+    Here one fact carries five labels and only the reaction tells them apart. Disgust is left
+    out: its cues are about what is touched, smelt or eaten, and follow no appointment or bill.
+    Each reply's group is its fact's, the same as the fact's neutral replies, so a fold holds a
+    fact under every label it has."""
+    rng = random.Random(seed)
+    cues = {e: parts(e)["cues"] for e in ("happiness", "sadness", "fear")}
+    anger, surprise = parts("anger"), parts("surprise")
+    n = CROSSED_PER_EMOTION
+
+    def framed(p: dict) -> list[tuple[str, str]]:
+        return list(zip(rng.sample(p["openers"], n), rng.sample(p["codas"], n), strict=True))
+
+    out = []
+    for i, fact in enumerate(parts("neutral")["situations"]):
+        texts = [(f"{fact} {cue}", e) for e, pool in cues.items() for cue in rng.sample(pool, n)]
+        texts += [(f"{o} {fact} {c}", "surprise") for o, c in framed(surprise)]
+        texts += [(f"{o} {fact} {c}", "anger") for o, c in framed(anger)]
+        out += [Written(text, emotion, f"neutral:{i}") for text, emotion in texts]
     return out
 
 
