@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from emobench import commands, lm_eval_glue
@@ -285,6 +286,11 @@ def _resume_hint(args: argparse.Namespace) -> str:
         return f"rerun the same command to resume: finished replies are kept in {journal}"
     if args.command == "run":
         return "add --use_cache PATH to make a run resumable (a rerun then generates only the rest)"
+    if args.command == "bench":
+        return (
+            "rerun the same command to resume: each controller's finished replies are kept in "
+            f"its journal, {Path(args.output_path) / '<controller>-cache.emobench-journal.jsonl'}"
+        )
     return "nothing was saved"
 
 

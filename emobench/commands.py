@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -282,12 +285,30 @@ def _write_json(path: str, obj: Any) -> None:
     atomic.write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
+def _output_file(flag: str, path: str | None, example: str) -> None:
+    """Refuse a directory where a file is written, before minutes of scoring: a trailing slash
+    would otherwise become a file named like the directory."""
+    if path and (path.endswith(("/", os.sep)) or Path(path).is_dir()):
+        raise EmoBenchError(
+            f"{flag} {path}: a directory; {flag} names the file to write, e.g. "
+            f"{Path(path) / example}"
+        )
+
+
 def score(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
     from emobench.report import score_table
     from emobench.scoring.gate import load_gate
     from emobench.scoring.rescore import as_results, score_samples
 
+    _output_file("--out", args.out, "scores.json")
+    _output_file("--results", args.results, f"results_{args.classifier}.json")
+    if args.results and not fnmatch.fnmatch(Path(args.results).name, "results_*.json"):
+        print(
+            f"note: --results {args.results}: `emobench leaderboard DIR` finds files named "
+            "results_*.json; this one is ranked only when named on its command line",
+            file=sys.stderr,
+        )
     gate = load_gate(args.gate) if args.gate else None
     result = score_samples(
         args.samples, get_classifier(args.classifier), fluency=args.fluency, gate=gate

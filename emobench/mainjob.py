@@ -82,7 +82,8 @@ def run_main_job(
             sweep(name, grid, folder, folder / "work", items=sweep_items, extra=shared)
             chosen = json.loads((folder / "recommended.json").read_text())
             args = {k: chosen[k] for k in grid if k in chosen}
-        print(f"[{i}/{len(names)}] {name}: full {TASK} run (journal {out / f'{name}-cache'})")
+        size = f"the first {limit} docs of {TASK}" if limit else f"full {TASK} run"
+        print(f"[{i}/{len(names)}] {name}: {size} (journal {out / f'{name}-cache'})")
         command = [
             sys.executable,
             "-m",
@@ -113,4 +114,5 @@ def run_main_job(
     )
     print(write_all(rows, out / "leaderboard"))
     print("wall time: " + ", ".join(f"{n} {s / 60:.1f} min" for n, s in timings))
+    print(f"leaderboard: {out / 'leaderboard'} (leaderboard.md, .csv, .json, .html)")
     return rows

@@ -122,6 +122,13 @@ def _classifier_name(spec: dict[str, Any]) -> str:
 
 def read_row(path: Path) -> dict[str, Any] | str:
     """The leaderboard row of one results file, or why the file has none."""
+    if path.name.startswith("samples_"):
+        # lm-eval names a run's samples log and results file with one time stamp.
+        stamp = path.name.removesuffix(".gz").removesuffix(".jsonl").rsplit("_", 1)[-1]
+        results = path.with_name(f"results_{stamp}.json")
+        return "a samples log, not a results file; pass its run's " + (
+            str(results) if results.is_file() else "results_*.json"
+        )
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -125,6 +125,14 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     assert again["agreement_with_run"]["cohen_kappa"] == pytest.approx(1.0)
     assert sum(map(sum, again["confusion"]["matrix"])) == 12
     assert "confusion (rows: target, columns: predicted)" in rescored.stdout
+    # A directory where a file goes is refused before any scoring, with the path to give instead.
+    for where in (str(tmp_path), f"{tmp_path / 'not_yet'}/"):
+        refused = emobench("score", str(samples_file), "--results", where)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert f"--results {where}: a directory; --results names the file to write, e.g. " in (
+            refused.stderr
+        )
+    assert not (tmp_path / "not_yet").exists()
 
     # Fluency: measured in the run under the unsteered model, and measured again from the saved
     # replies by rebuilding the prompt controller's prompts: the two must agree.

@@ -94,6 +94,23 @@ def test_files_without_results_are_skipped_with_a_warning_each(mixed, warnings_l
     assert warnings_logged == skipped(mixed)
 
 
+def test_a_samples_log_named_by_mistake_points_at_its_results_file(tmp_path, warnings_logged):
+    """A samples log passed where a results file goes names its run's results file."""
+    run = tmp_path / "run"
+    run.mkdir()
+    results = run / "results_2026-12-07T14-00-00.000001.json"
+    shutil.copy(GOOD, results)
+    log = run / "samples_sev_emotion_2026-12-07T14-00-00.000001.jsonl"
+    log.write_text('{"doc_id": 0}\n{"doc_id": 1}\n')
+    orphan = tmp_path / "samples_sev_emotion_2026-12-01T09-00-00.000001.jsonl.gz"
+    orphan.write_bytes(b"")
+    assert collect([log, orphan]) == []
+    assert warnings_logged == [
+        f"{log}: skipped: a samples log, not a results file; pass its run's {results}",
+        f"{orphan}: skipped: a samples log, not a results file; pass its run's results_*.json",
+    ]
+
+
 def test_a_stock_lm_eval_run_of_another_model_ranks_as_unsteered(tmp_path, warnings_logged):
     results = json.loads(GOOD.read_text())
     del results["emobench"]

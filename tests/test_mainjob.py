@@ -4,10 +4,15 @@ a controller has no recommended setting, resumable runs, and the leaderboard at 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from emobench.mainjob import main_job_controllers, needs_sweep
-from tests.helpers import emobench
+from tests.helpers import ROOT, emobench
 
 KNOB = "tests.plugins_for_tests:KnobController"
 
@@ -51,6 +56,10 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 2 replies taken from the journal" in again.stderr
     assert "sweeping" in first.stdout
+    assert f"the first 2 docs of sev_emotion (journal {out / (KNOB + '-cache')})" in first.stdout
+    assert first.stdout.strip().splitlines()[-1] == (
+        f"leaderboard: {out / 'leaderboard'} (leaderboard.md, .csv, .json, .html)"
+    )
     board2 = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
     assert [r["acc"] for r in board2] == [r["acc"] for r in board]
 
@@ -59,3 +68,37 @@ def test_bench_refuses_an_unknown_controller(tmp_path: Path) -> None:
     proc = emobench("bench", "--controllers", "nope", "--output_path", str(tmp_path))
     assert proc.returncode != 0
     assert "--controllers: nope not installed" in proc.stderr
+
+
+def test_an_interrupted_bench_says_how_to_resume(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """Ctrl-C reaches the job and its running controller (one process group, as in a terminal):
+    the last line a user reads points at the journals, which hold the replies made so far."""
+    out = tmp_path / "job"
+    journal = out / "none-cache.emobench-journal.jsonl"
+    command = [sys.executable, "-m", "emobench.cli", "bench", "--controllers", "none"]
+    command += ["--limit", "12", "--batch_size", "1", "--output_path", str(out)]
+    command += ["--model_args", f"pretrained={tiny_llama_dir}", "measure_fluency=false"]
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 300
+    lines = 0
+    while lines < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        lines = len(journal.read_text().splitlines()) if journal.is_file() else 0
+    assert proc.poll() is None, "the job ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        "emobench: interrupted; rerun the same command to resume: each controller's finished "
+        f"replies are kept in its journal, {out / '<controller>-cache.emobench-journal.jsonl'}"
+    )
+    assert len(journal.read_text().splitlines()) >= 2
