@@ -7,11 +7,13 @@ converted copy in the user cache with no network (emobench.embedded).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from emobench import embedded
+from emobench.errors import EmoBenchError
 
 
 def default_device() -> str:
@@ -23,11 +25,29 @@ def model_name(pretrained: str | None) -> str:
     return pretrained or embedded.DEFAULT_PRETRAINED
 
 
+def check_pretrained(pretrained: str | None) -> None:
+    """Refuse a local path that is not there, before anything loads. A Hugging Face id is
+    `name` or `org/name`; anything else (absolute, ./, ../, ~, or more than one slash) can only
+    be a directory, and transformers would report it as a malformed repo id."""
+    if pretrained is None or embedded.is_embedded(pretrained):
+        return
+    text = str(pretrained)
+    local = text.startswith(("/", ".", "~")) or text.count("/") > 1
+    if local and not Path(text).expanduser().is_dir():
+        raise EmoBenchError(
+            f"pretrained={text}: no such directory; pass a model directory (with its "
+            "config.json), a Hugging Face id such as HuggingFaceTB/SmolLM2-135M-Instruct, or "
+            f"{embedded.DEFAULT_PRETRAINED}"
+        )
+
+
 def model_path(pretrained: str | None) -> str:
     """What transformers loads: an embedded model's cached directory, else `pretrained` as given."""
+    check_pretrained(pretrained)
     if embedded.is_embedded(pretrained):
         return str(embedded.resolve(pretrained))
-    return str(pretrained)
+    # transformers does not expand "~" itself.
+    return str(Path(str(pretrained)).expanduser())
 
 
 def load_model(model_args: dict[str, Any]) -> tuple[torch.nn.Module, Any, str]:

@@ -139,6 +139,7 @@ def run(args: argparse.Namespace) -> None:
     check_data(args.tasks, {**(args.model_args or {}), **(args.metadata or {})})
     if args.model == "emobench":
         args.model_args = _emobench_model_args(args)
+        loading.check_pretrained(args.model_args.get("pretrained"))
         # lm-eval passes --device to the model as well: one spelling, or a clear conflict.
         args.device = _once("--device", args.device, "device", args.model_args)
         args.model_args.pop("device", None)

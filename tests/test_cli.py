@@ -194,6 +194,24 @@ def test_an_output_path_under_a_file_fails_before_the_model_loads(tmp_path):
     assert "Loading" not in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("where", ["/no/such/model", "./no-such-model", "runs/no/model"])
+def test_a_model_directory_that_is_not_there_is_named(tmp_path, where):
+    """A path cannot be a Hugging Face id (org/name): it is refused by name before anything loads,
+    for `emobench` and for stock lm_eval, where transformers would call it a malformed repo id."""
+    proc = emobench("--tasks", "sev_emotion", "--limit", "1", "--model_args", f"pretrained={where}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert last_line(proc).startswith(f"emobench: error: pretrained={where}: no such directory;")
+    assert "Loading" not in proc.stderr
+    from emobench.errors import EmoBenchError
+    from emobench.loading import model_path
+
+    with pytest.raises(EmoBenchError, match="no such directory"):
+        model_path(where)
+    hub_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert model_path(hub_id) == hub_id
+    assert model_path(str(tmp_path)) == str(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
