@@ -128,6 +128,10 @@ class EmoBenchLM(HFLM):
         self.pretrained_name = loading.model_name(pretrained)
         self.gate = gate_for(self.pretrained_name)
         self.journal = Journal(journal) if journal else None
+        # Replies this process generated and took from the journal; `replies`, over every rank,
+        # goes into the record: a resumed run's wall time covers only what it generated.
+        self._counts = {"generated": 0, "from_journal": 0}
+        self.replies = dict(self._counts)
         self.measure_fluency = _flag(measure_fluency)
         self.fast_decode = _flag(fast_decode)
         device = device or loading.default_device()
@@ -149,7 +153,7 @@ class EmoBenchLM(HFLM):
             describe(self.gate),
             self.measure_fluency,
         )
-        return {**super().get_model_info(), "emobench": record}
+        return {**super().get_model_info(), "emobench": {**record, "replies": dict(self.replies)}}
 
     # ---- prompts -------------------------------------------------------------------------
     def _rewrite(self, request: Instance) -> Instance:
@@ -288,6 +292,7 @@ class EmoBenchLM(HFLM):
                 # Not an emobench doc (another lm-eval task): generate it unsteered, as HFLM would.
                 log.warning("%d request(s) without a target_emotion run unsteered", len(idxs))
                 outs = super().generate_until(originals, disable_tqdm)
+                self._counts["generated"] += len(idxs)
             else:
                 log.info(
                     "controller %s: %s (%d requests)",
@@ -298,6 +303,13 @@ class EmoBenchLM(HFLM):
                 outs = self._generate_group(emotion, originals, disable_tqdm)
             for i, text in zip(idxs, outs, strict=True):
                 results[i] = text
+        self.replies = dict(self._counts)
+        accelerator = getattr(self, "accelerator", None)
+        if self.world_size > 1 and accelerator is not None:
+            # Every rank calls this; only rank 0 writes the record, with all ranks' counts.
+            mine = torch.tensor([self._counts["generated"], self._counts["from_journal"]])
+            total = accelerator.gather(mine.to(accelerator.device)).view(-1, 2).sum(0).tolist()
+            self.replies = {"generated": int(total[0]), "from_journal": int(total[1])}
         return results  # type: ignore[return-value]
 
     def _scoped(self) -> bool:
@@ -313,6 +325,8 @@ class EmoBenchLM(HFLM):
             for j, (req, fp) in enumerate(zip(rewritten, fps, strict=True)):
                 outs[j] = self.journal.get(req.doc["key"], fp)
         todo = [j for j, o in enumerate(outs) if o is None]
+        self._counts["generated"] += len(todo)
+        self._counts["from_journal"] += len(requests) - len(todo)
         if len(todo) < len(requests):
             log.info(
                 "%s: %d of %d replies taken from the journal",

@@ -43,6 +43,7 @@ COLUMNS = [
     *[f"acc_{e}" for e in EMOTIONS],
     *[f"acc_{v}" for v in VALENCES],
     "wall_seconds",
+    "replies_from_journal",
     "date",
     "file",
 ]
@@ -94,6 +95,8 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         "relevance": finite(metrics.get("relevance")),
         "ppl": finite(metrics.get("ppl")),
         "wall_seconds": finite(_number(results.get("total_evaluation_time_seconds"))),
+        # A resumed run's wall time covers only the replies it generated.
+        "replies_from_journal": (info.get("replies") or {}).get("from_journal"),
         "date": results.get("date"),
         "file": source,
     }

@@ -22,11 +22,13 @@ from emobench.report import percent
 __all__ = ["FORMATS", "collect", "render", "write_all"]
 
 
-def wall(seconds: float | None) -> str:
+def wall(seconds: float | None, from_journal: int | None = None, n: int | None = None) -> str:
     if seconds is None:
         return ""
     minutes, sec = divmod(round(seconds), 60)
-    return f"{minutes}m {sec:02d}s" if minutes else f"{sec}s"
+    text = f"{minutes}m {sec:02d}s" if minutes else f"{sec}s"
+    # A resumed run spent that time on the rest only: say so, or it reads as a fast run.
+    return f"{text} ({from_journal}/{n} from journal)" if from_journal and n else text
 
 
 HEADERS = [
@@ -65,7 +67,7 @@ def cells(r: dict[str, Any]) -> list[Any]:
         "" if r.get("ppl") is None else f"{r['ppl']:.2f}",
         *[percent(r[f"acc_{e}"]) for e in EMOTIONS],
         *[percent(r[f"acc_{v}"]) for v in VALENCES],
-        wall(r.get("wall_seconds")),
+        wall(r.get("wall_seconds"), r.get("replies_from_journal"), r.get("n")),
     ]
 
 

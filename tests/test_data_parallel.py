@@ -71,6 +71,8 @@ def test_two_cpu_processes_give_the_results_of_one(tmp_path, tiny_llama_dir):
 
     base_results, base_samples = _run(tmp_path / "one")
     assert len(base_samples) == 12
+    # The record counts every rank's replies (compared below), not rank 0's share.
+    assert base_results["config"]["emobench"]["replies"] == {"generated": 12, "from_journal": 0}
     for name in ("two", "stock"):
         results, samples = _run(tmp_path / name)
         assert samples.keys() == base_samples.keys(), name

@@ -62,6 +62,10 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     )
     board2 = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
     assert [r["acc"] for r in board2] == [r["acc"] for r in board]
+    # The rerun's wall time covers no generation: the row says its replies came from a journal.
+    assert board[0]["replies_from_journal"] == 0 and board2[0]["replies_from_journal"] == 2
+    table = (out / "leaderboard" / "leaderboard.md").read_text()
+    assert "(2/2 from journal)" in table
 
 
 def test_bench_refuses_an_unknown_controller(tmp_path: Path) -> None:
