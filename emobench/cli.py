@@ -143,7 +143,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "--asides",
         action="store_true",
         help="with --head ft: also train on aside copies (a sentence naming another emotion "
-        'beside a written reply); measured, in no shipped head (README, "Asides")',
+        "beside a written reply); measured, in no shipped head "
+        '(docs/classifier-experiments.md, "Asides")',
     )
     tc.add_argument(
         "--oof-only",

@@ -9,13 +9,13 @@
   naming the emotion removed, `augment.unnamed`), labels kept.
 - Hand-written replies that show fear, disgust, sarcastic anger, astonishment (and some sadness,
   happiness and flat ones) without naming them (`tuning.written`).
-- Only with `with_asides` (measured, in no shipped head: README, "Asides"): aside copies, a
-  written reply with a sentence that names *another* emotion in passing (`written.asides`), its
-  target mostly the reply's own emotion (`ASIDE_WEIGHT`), against a head that lets one emotion
-  word outweigh everything around it.
-- Only with `with_crossed` (measured, in no shipped head: README, "Flat facts"): the neutral
-  replies' flat facts followed by five emotions' reactions (`written.crossed`), so that a topic
-  predicts no label.
+- Only with `with_asides` (measured, in no shipped head: docs/classifier-experiments.md,
+  "Asides"): aside copies, a written reply with a sentence that names *another* emotion in
+  passing (`written.asides`), its target mostly the reply's own emotion (`ASIDE_WEIGHT`), against
+  a head that lets one emotion word outweigh everything around it.
+- Only with `with_crossed` (measured, in no shipped head: docs/classifier-experiments.md,
+  "Flat facts"): the neutral replies' flat facts followed by five emotions' reactions
+  (`written.crossed`), so that a topic predicts no label.
 
 Folds: SEV replies are split by skeleton (a skeleton's 18 replies share a situation), GoEmotions
 comments stratified by their main label, written replies by the situation they were made from; a
