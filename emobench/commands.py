@@ -289,9 +289,9 @@ def _output_file(flag: str, path: str | None, example: str) -> None:
     """Refuse a directory where a file is written, before minutes of scoring: a trailing slash
     would otherwise become a file named like the directory."""
     if path and (path.endswith(("/", os.sep)) or Path(path).is_dir()):
+        what = "a directory" if Path(path).is_dir() else "ends in /, a directory's name"
         raise EmoBenchError(
-            f"{flag} {path}: a directory; {flag} names the file to write, e.g. "
-            f"{Path(path) / example}"
+            f"{flag} {path}: {what}; {flag} names the file to write, e.g. {Path(path) / example}"
         )
 
 

@@ -33,7 +33,11 @@ def check_pretrained(pretrained: str | None) -> None:
         return
     text = str(pretrained)
     local = text.startswith(("/", ".", "~")) or text.count("/") > 1
-    if local and not Path(text).expanduser().is_dir():
+    try:
+        found = Path(text).expanduser().is_dir()
+    except RuntimeError:  # "~someone" for a user this machine does not have
+        found = False
+    if local and not found:
         raise EmoBenchError(
             f"pretrained={text}: no such directory; pass a model directory (with its "
             "config.json), a Hugging Face id such as HuggingFaceTB/SmolLM2-135M-Instruct, or "

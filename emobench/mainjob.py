@@ -83,7 +83,8 @@ def run_main_job(
             chosen = json.loads((folder / "recommended.json").read_text())
             args = {k: chosen[k] for k in grid if k in chosen}
         size = f"the first {limit} docs of {TASK}" if limit else f"full {TASK} run"
-        print(f"[{i}/{len(names)}] {name}: {size} (journal {out / f'{name}-cache'})")
+        journal = out / f"{name}-cache.emobench-journal.jsonl"
+        print(f"[{i}/{len(names)}] {name}: {size} (journal {journal})")
         command = [
             sys.executable,
             "-m",

@@ -128,10 +128,12 @@ class EmoBenchLM(HFLM):
         self.pretrained_name = loading.model_name(pretrained)
         self.gate = gate_for(self.pretrained_name)
         self.journal = Journal(journal) if journal else None
-        # Replies this process generated and took from the journal; `replies`, over every rank,
-        # goes into the record: a resumed run's wall time covers only what it generated.
-        self._counts = {"generated": 0, "from_journal": 0}
-        self.replies = dict(self._counts)
+        # Docs this process generated replies for and took from the journal, by doc key (lm-eval
+        # pads a short rank with copies of its last request); `replies`, summed over ranks, goes
+        # into the record: a resumed run's wall time covers only what it generated.
+        self._done: dict[str, set[str]] = {"generated": set(), "from_journal": set()}
+        self._unkeyed = 0
+        self.replies = {"generated": 0, "from_journal": 0}
         self.measure_fluency = _flag(measure_fluency)
         self.fast_decode = _flag(fast_decode)
         device = device or loading.default_device()
@@ -292,7 +294,7 @@ class EmoBenchLM(HFLM):
                 # Not an emobench doc (another lm-eval task): generate it unsteered, as HFLM would.
                 log.warning("%d request(s) without a target_emotion run unsteered", len(idxs))
                 outs = super().generate_until(originals, disable_tqdm)
-                self._counts["generated"] += len(idxs)
+                self._unkeyed += len(idxs)
             else:
                 log.info(
                     "controller %s: %s (%d requests)",
@@ -303,13 +305,13 @@ class EmoBenchLM(HFLM):
                 outs = self._generate_group(emotion, originals, disable_tqdm)
             for i, text in zip(idxs, outs, strict=True):
                 results[i] = text
-        self.replies = dict(self._counts)
+        mine = [len(self._done["generated"]) + self._unkeyed, len(self._done["from_journal"])]
         accelerator = getattr(self, "accelerator", None)
         if self.world_size > 1 and accelerator is not None:
             # Every rank calls this; only rank 0 writes the record, with all ranks' counts.
-            mine = torch.tensor([self._counts["generated"], self._counts["from_journal"]])
-            total = accelerator.gather(mine.to(accelerator.device)).view(-1, 2).sum(0).tolist()
-            self.replies = {"generated": int(total[0]), "from_journal": int(total[1])}
+            counts = torch.tensor(mine, device=accelerator.device)
+            mine = accelerator.gather(counts).view(-1, 2).sum(0).tolist()
+        self.replies = {"generated": int(mine[0]), "from_journal": int(mine[1])}
         return results  # type: ignore[return-value]
 
     def _scoped(self) -> bool:
@@ -325,8 +327,11 @@ class EmoBenchLM(HFLM):
             for j, (req, fp) in enumerate(zip(rewritten, fps, strict=True)):
                 outs[j] = self.journal.get(req.doc["key"], fp)
         todo = [j for j, o in enumerate(outs) if o is None]
-        self._counts["generated"] += len(todo)
-        self._counts["from_journal"] += len(requests) - len(todo)
+        for j, req in enumerate(rewritten):
+            if (key := req.doc.get("key")) is None:
+                self._unkeyed += 1
+            else:
+                self._done["generated" if outs[j] is None else "from_journal"].add(key)
         if len(todo) < len(requests):
             log.info(
                 "%s: %d of %d replies taken from the journal",

@@ -96,10 +96,18 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         "ppl": finite(metrics.get("ppl")),
         "wall_seconds": finite(_number(results.get("total_evaluation_time_seconds"))),
         # A resumed run's wall time covers only the replies it generated.
-        "replies_from_journal": (info.get("replies") or {}).get("from_journal"),
+        "replies_from_journal": _count(_field(info.get("replies"), "from_journal")),
         "date": results.get("date"),
         "file": source,
     }
+
+
+def _field(record: Any, key: str) -> Any:
+    return record.get(key) if isinstance(record, dict) else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _number(value: Any) -> float | None:
@@ -125,12 +133,12 @@ def _classifier_name(spec: dict[str, Any]) -> str:
 
 def read_row(path: Path) -> dict[str, Any] | str:
     """The leaderboard row of one results file, or why the file has none."""
-    if path.name.startswith("samples_"):
+    if path.name.startswith("samples_") and path.name.endswith((".jsonl", ".jsonl.gz")):
         # lm-eval names a run's samples log and results file with one time stamp.
         stamp = path.name.removesuffix(".gz").removesuffix(".jsonl").rsplit("_", 1)[-1]
-        results = path.with_name(f"results_{stamp}.json")
+        beside = sorted(path.parent.glob(f"*_{stamp}.json"))
         return "a samples log, not a results file; pass its run's " + (
-            str(results) if results.is_file() else "results_*.json"
+            str(beside[0]) if beside else "results_*.json"
         )
     try:
         results = json.loads(path.read_text(encoding="utf-8"))

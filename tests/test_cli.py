@@ -126,12 +126,11 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     assert sum(map(sum, again["confusion"]["matrix"])) == 12
     assert "confusion (rows: target, columns: predicted)" in rescored.stdout
     # A directory where a file goes is refused before any scoring, with the path to give instead.
-    for where in (str(tmp_path), f"{tmp_path / 'not_yet'}/"):
+    for where, what in ((str(tmp_path), "a directory"), (f"{tmp_path}/not_yet/", "ends in /")):
         refused = emobench("score", str(samples_file), "--results", where)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
-        assert f"--results {where}: a directory; --results names the file to write, e.g. " in (
-            refused.stderr
-        )
+        assert last_line(refused).startswith(f"emobench: error: --results {where}: {what}")
+        assert refused.stdout == ""  # refused before scoring: no table printed
     assert not (tmp_path / "not_yet").exists()
 
     # Fluency: measured in the run under the unsteered model, and measured again from the saved
@@ -194,7 +193,9 @@ def test_an_output_path_under_a_file_fails_before_the_model_loads(tmp_path):
     assert "Loading" not in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("where", ["/no/such/model", "./no-such-model", "runs/no/model"])
+@pytest.mark.parametrize(
+    "where", ["/no/such/model", "./no-such-model", "runs/no/model", "~nobody-emobench/model"]
+)
 def test_a_model_directory_that_is_not_there_is_named(tmp_path, where):
     """A path cannot be a Hugging Face id (org/name): it is refused by name before anything loads,
     for `emobench` and for stock lm_eval, where transformers would call it a malformed repo id."""

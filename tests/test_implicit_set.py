@@ -126,5 +126,11 @@ def test_the_readme_counts_are_the_files() -> None:
         cells = [c.strip() for c in row.strip("|").split("|")]
         stated |= {(cells[0], k): int(c) for k, c in zip(kinds, cells[1:-1], strict=True) if c}
     assert stated == dict(Counter((r["emotion"], r["kind"]) for r in lines()))
+    by_emotion = Counter(r["emotion"] for r in lines())
+    by_kind = Counter(r["kind"] for r in lines())
+    for row in table[2:-1]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert int(cells[-1]) == by_emotion[cells[0]]
     total = [c.strip() for c in table[-1].strip("|").split("|")]
+    assert [int(c) for c in total[1:-1]] == [by_kind[k] for k in kinds]
     assert int(total[-1]) == len(lines())

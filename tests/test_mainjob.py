@@ -56,7 +56,9 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 2 replies taken from the journal" in again.stderr
     assert "sweeping" in first.stdout
-    assert f"the first 2 docs of sev_emotion (journal {out / (KNOB + '-cache')})" in first.stdout
+    journal = out / f"{KNOB}-cache.emobench-journal.jsonl"
+    assert f"the first 2 docs of sev_emotion (journal {journal})" in first.stdout
+    assert journal.is_file()
     assert first.stdout.strip().splitlines()[-1] == (
         f"leaderboard: {out / 'leaderboard'} (leaderboard.md, .csv, .json, .html)"
     )

@@ -125,6 +125,14 @@ def test_an_interrupted_run_resumes_from_the_journal(tiny_lm_factory, test_docs,
     assert set(recorder.calls) == set(EMOTIONS) - {"anger"}  # anger came from the journal
     fresh = tiny_lm_factory(batch_size=2).generate_until(make_requests(docs))
     assert resumed == fresh
+    # The record says how much of the run came from the journal, each doc once: lm-eval pads a
+    # short data-parallel rank with copies of its last request, which are not more docs.
+    padded = make_requests([*docs, docs[-1]])
+    assert resumed_lm.replies == {"generated": 10, "from_journal": 2}
+    same = create_controller("tests.plugins_for_tests:RecordingController")
+    again = tiny_lm_factory(controller=same, batch_size=2, journal=str(journal))
+    again.generate_until(padded)
+    assert again.get_model_info()["emobench"]["replies"] == {"generated": 0, "from_journal": 12}
 
 
 def test_the_journal_separates_emotions_and_controllers(tiny_lm_factory, test_docs, tmp_path):

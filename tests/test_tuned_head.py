@@ -262,6 +262,8 @@ def test_crossed_replies_join_the_examples_in_their_facts_fold(sev_dir):
         assert ex.source[i] == "crossed" and ex.label[i] == w.emotion
         assert ex.fold[i] == neutral_fold[w.group] and ex.origin[i] == -1
         assert ex.targets[i][data.LABELS.index(w.emotion)] == 1
+    with pytest.raises(ValueError, match="with_crossed needs written=True"):
+        data.build(0, written=False, with_crossed=True)
 
 
 def test_shipped_head_reproduces_its_card(sev_dir):

@@ -114,6 +114,9 @@ def build(
     seed: int = 0, written: bool = True, with_asides: bool = False, with_crossed: bool = False
 ) -> tuple[Examples, dict[str, int]]:
     """Every training example, and how many each source gave."""
+    if with_crossed and not written:
+        # A crossed reply sits in the fold of its fact's neutral replies, which are written ones.
+        raise ValueError("with_crossed needs written=True: crossed replies take their facts' folds")
     s_text, s_y, s_groups = load_judged(judged_dir() / "train_accepted.jsonl")
     by_group = _group_folds(s_groups, seed)
     replies = compose(seed) if written else []
