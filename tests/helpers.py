@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,34 @@ def emobench(
 
 def last_line(proc: subprocess.CompletedProcess) -> str:
     return proc.stderr.strip().splitlines()[-1]
+
+
+def journal_lines(journal: Path) -> int:
+    return len(journal.read_text().splitlines()) if journal.is_file() else 0
+
+
+def start_interruptible(command: list[str], *, own_group: bool = False) -> subprocess.Popen:
+    """Start a command as a terminal would, to be signalled: a background job inherits SIGINT
+    ignored (and Python then keeps ignoring it), so the child gets the default back; with
+    `own_group`, it and its children form one process group, which a Ctrl-C reaches whole."""
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+        start_new_session=own_group,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_for_journal(proc: subprocess.Popen, journal: Path, lines: int) -> None:
+    """Until the running command has journaled `lines` replies (five minutes at most)."""
+    deadline = time.monotonic() + 300
+    while journal_lines(journal) < lines and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
 
 
 def _find_lm_eval() -> str | None:

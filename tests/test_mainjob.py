@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from emobench.mainjob import main_job_controllers, needs_sweep
-from tests.helpers import ROOT, emobench
+from tests.helpers import emobench, journal_lines, start_interruptible, wait_for_journal
 
 KNOB = "tests.plugins_for_tests:KnobController"
 
@@ -84,22 +82,8 @@ def test_an_interrupted_bench_says_how_to_resume(tmp_path: Path, tiny_llama_dir:
     command = [sys.executable, "-m", "emobench.cli", "bench", "--controllers", "none"]
     command += ["--limit", "12", "--batch_size", "1", "--output_path", str(out)]
     command += ["--model_args", f"pretrained={tiny_llama_dir}", "measure_fluency=false"]
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 300
-    lines = 0
-    while lines < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-        lines = len(journal.read_text().splitlines()) if journal.is_file() else 0
-    assert proc.poll() is None, "the job ended before it could be interrupted"
+    proc = start_interruptible(command, own_group=True)
+    wait_for_journal(proc, journal, 2)
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
@@ -107,4 +91,4 @@ def test_an_interrupted_bench_says_how_to_resume(tmp_path: Path, tiny_llama_dir:
         "emobench: interrupted; rerun the same command to resume: each controller's finished "
         f"replies are kept in its journal, {out / '<controller>-cache.emobench-journal.jsonl'}"
     )
-    assert len(journal.read_text().splitlines()) >= 2
+    assert journal_lines(journal) >= 2

@@ -9,12 +9,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, journal_lines, start_interruptible, wait_for_journal
 
 
 def _command(tiny_llama_dir: Path, out: Path, cache: Path | None) -> list[str]:
@@ -38,10 +37,6 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
     return proc
 
 
-def _journal_lines(journal: Path) -> int:
-    return len(journal.read_text().splitlines()) if journal.is_file() else 0
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_llama_dir, tmp_path_factory) -> list[tuple[str, str]]:
     out = tmp_path_factory.mktemp("clean")
@@ -55,24 +50,11 @@ def test_a_signalled_run_resumes_and_equals_an_uninterrupted_one(
 ):
     cache = tmp_path / "cache"
     journal = Path(f"{cache}.emobench-journal.jsonl")
-    proc = subprocess.Popen(
-        _command(tiny_llama_dir, tmp_path / "first", cache),
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ,
-        # A background job inherits SIGINT ignored (and Python then keeps ignoring it): give the
-        # child the default a user's terminal gives it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    deadline = time.monotonic() + 300
-    while _journal_lines(journal) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc = start_interruptible(_command(tiny_llama_dir, tmp_path / "first", cache))
+    wait_for_journal(proc, journal, 2)
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=120)
-    done = _journal_lines(journal)
+    done = journal_lines(journal)
     assert 2 <= done < 12
     if sig == signal.SIGINT:
         assert proc.returncode == 130
@@ -87,6 +69,6 @@ def test_a_signalled_run_resumes_and_equals_an_uninterrupted_one(
     again = _run(_command(tiny_llama_dir, tmp_path / "second", cache))
     reused = re.findall(r": (\d+) of \d+ replies taken from the journal", again.stderr)
     assert sum(map(int, reused)) == done  # every journaled reply was reused, none made again
-    assert _journal_lines(journal) == 12  # only the missing replies were added
+    assert journal_lines(journal) == 12  # only the missing replies were added
 
     assert sorted(_samples(tmp_path / "second")) == sorted(uninterrupted)
