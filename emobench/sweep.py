@@ -75,7 +75,7 @@ def run_point(
         "acc_qa": finite(qa.get("acc_qa")),
         "gate_pass": finite(qa.get("gate_pass")),
         # lm-eval writes this one as a string.
-        "seconds": float(results.get("total_evaluation_time_seconds") or "nan"),
+        "seconds": finite(float(results.get("total_evaluation_time_seconds") or "nan")),
     }
 
 
@@ -96,6 +96,10 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
+def _num(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
 def table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     headers = ["controller", *keys, "acc %", "quality-adj. %", "gate pass %", "macro-F1", "ppl"]
     headers += ["relevance", "distinct-2", "cut off %", "words", "s"]
@@ -103,16 +107,16 @@ def table(rows: list[dict[str, Any]], keys: list[str]) -> str:
         [
             r["controller"],
             *[r["args"].get(k, "") for k in keys],
-            _pct(r["acc"]),
-            _pct(r["acc_qa"]),
-            _pct(r["gate_pass"]),
-            _pct(r["macro_f1"]),
-            f"{r.get('ppl', float('nan')):.2f}",
-            f"{r.get('relevance', float('nan')):.3f}",
+            _pct(r.get("acc")),
+            _pct(r.get("acc_qa")),
+            _pct(r.get("gate_pass")),
+            _pct(r.get("macro_f1")),
+            _num(r.get("ppl"), ".2f"),
+            _num(r.get("relevance"), ".3f"),
             _pct(r.get("distinct_2")),
             _pct(r.get("truncated")),
-            f"{r.get('words', float('nan')):.1f}",
-            f"{r['seconds']:.0f}",
+            _num(r.get("words"), ".1f"),
+            _num(r.get("seconds"), ".0f"),
         ]
         for r in rows
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -27,6 +28,15 @@ def emobench(
         timeout=timeout,
         cwd=ROOT,
     )
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON as JavaScript and jq do: a bare NaN or Infinity is an error."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def last_line(proc: subprocess.CompletedProcess) -> str:

@@ -125,8 +125,8 @@ def test_quality_adjusted_accuracy_counts_only_gated_correct_replies():
     empty = {"ppl": None, "distinct_2": 1.0, "relevance": 0.3, "words": 0}
     assert gate.checks(empty) == {"fluent": False, "varied": True, "on_topic": True}
     # No perplexity measured (a stock lm-eval model) or no gate: no number rather than a guess.
-    assert math.isnan(quality_adjusted(targets, predicted, [good, good, good, {}], gate)["acc_qa"])
-    assert math.isnan(quality_adjusted(targets, predicted, [good] * 4, None)["acc_qa"])
+    assert quality_adjusted(targets, predicted, [good, good, good, {}], gate)["acc_qa"] is None
+    assert quality_adjusted(targets, predicted, [good] * 4, None)["acc_qa"] is None
 
 
 def test_gate_lookup_prefers_the_user_cache_and_reports_bad_files(tmp_path, monkeypatch):

@@ -11,13 +11,12 @@ import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from emobench.leaderboard.render import collect, write_all
 
 from emobench.errors import EmoBenchError
-from tests.helpers import ROOT, emobench, last_line
+from tests.helpers import ROOT, emobench, last_line, strict_json
 
 PUBLISHED = ROOT / "leaderboard" / "published" / "sev_emotion"
 # The none run as re-scored in the earlier results layout (a top-level `emobench` record), which
@@ -49,13 +48,6 @@ def warnings_logged() -> Iterator[list[str]]:
 
 def warnings_printed(stderr: str) -> list[str]:
     return [line.split("[emobench] ", 1)[1] for line in stderr.splitlines() if " WARNING " in line]
-
-
-def strict_json(text: str) -> Any:
-    def refuse(name: str) -> Any:
-        raise ValueError(f"non-standard JSON constant {name}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from emobench.classify import DEFAULT_CLASSIFIER
 from emobench.record import foreign_record
-from tests.helpers import emobench, last_line, lm_eval
+from tests.helpers import emobench, last_line, lm_eval, strict_json
 
 
 def test_validate_passes():
@@ -46,15 +46,6 @@ def test_stock_hf_run_is_scored_by_the_same_classifier(tmp_path, embedded_dir):
     )
 
 
-def _nan_equal(a, b) -> bool:
-    """Equality of results values where NaN equals NaN (no gate for a tiny model: NaN)."""
-    import math
-
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
-
-
 def test_stock_lm_eval_with_the_emobench_model_equals_emobench(tmp_path, tiny_llama_dir):
     """The same --limit run through `lm_eval run --model emobench` and through `emobench`:
     the same replies, verdicts, metrics and record of what ran."""
@@ -83,14 +74,16 @@ def test_stock_lm_eval_with_the_emobench_model_equals_emobench(tmp_path, tiny_ll
         (results_file,) = (tmp_path / name).rglob("results_*.json")
         (samples_file,) = (tmp_path / name).rglob("samples_sev_emotion_*.jsonl")
         samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
-        runs.append((json.loads(results_file.read_text()), samples))
+        # Strict: a measure with no value (no gate for a tiny model) is null, not a bare NaN.
+        runs.append((strict_json(results_file.read_text()), samples))
     (stock_results, stock_samples), (our_results, our_samples) = runs
     metrics = stock_results["results"]["sev_emotion"]
     assert metrics.keys() == our_results["results"]["sev_emotion"].keys()
     for key, value in metrics.items():
-        assert _nan_equal(value, our_results["results"]["sev_emotion"][key]), key
+        assert value == our_results["results"]["sev_emotion"][key], key
     for key in ("macro_f1,classify", "confusion,classify", "acc_qa,classify"):
         assert key in metrics  # the task's own aggregations, whichever command ran it
+    assert metrics["acc_qa,classify"] is None  # no calibrated gate for a random model
     record = stock_results["config"]["emobench"]
     assert record == our_results["config"]["emobench"]
     assert record["controller"]["name"] == "prompt"

@@ -30,14 +30,14 @@ GATE_CHECKS = ("fluent", "varied", "on_topic")
 def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[str, Any]:
     """One doc's metrics. A breakdown metric is None for docs outside its slice; a
     quality-adjusted one is NaN when the reply's quality could not be gated (no calibrated
-    gate, or perplexity not measured), so that the run's aggregate is NaN rather than an
-    average over the replies that happened to be measured."""
+    gate, or perplexity not measured), so that the run's aggregate is None (no value) rather
+    than an average over the replies that happened to be measured."""
     target = doc["target_emotion"]
     hit = scored["label"] == target
     correct = float(hit)
     out: dict[str, Any] = {"acc": correct}
     # The judge-compatible verdict (Classifier.match_rule), for comparison with judged numbers;
-    # None in samples scored before it existed, so that the run's value is NaN, not a guess.
+    # None in samples scored before it existed, so that the run has no value, not a guess.
     match = scored.get("match")
     out["acc_match"] = None if match is None else float(bool(match))
     for emotion in EMOTIONS:
@@ -64,16 +64,24 @@ def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[st
     return out
 
 
-def mean_where(items: Iterable[float | None]) -> float:
-    """Mean over the docs that belong to a slice (None marks docs outside it)."""
+def _measured(value: float) -> float | None:
+    """An aggregate with nothing to show is None, written as JSON null: Python's json writes a
+    bare NaN, which JSON.parse, jq and most other readers refuse."""
+    return None if math.isnan(value) else value
+
+
+def mean_where(items: Iterable[float | None]) -> float | None:
+    """Mean over the docs that belong to a slice (None marks docs outside it); None when the
+    slice is empty (a --limit run) or any of its docs could not be measured (NaN)."""
     values = [x for x in items if x is not None]
-    return sum(values) / len(values) if values else math.nan
+    return _measured(sum(values) / len(values)) if values else None
 
 
-def geometric_mean_where(items: Iterable[float | None]) -> float:
-    """Geometric mean over measured values (perplexity: one runaway reply must not dominate)."""
+def geometric_mean_where(items: Iterable[float | None]) -> float | None:
+    """Geometric mean over measured values (perplexity: one runaway reply must not dominate);
+    None when no reply was measured."""
     values = [math.log(x) for x in items if x is not None and x > 0]
-    return math.exp(sum(values) / len(values)) if values else math.nan
+    return math.exp(sum(values) / len(values)) if values else None
 
 
 def _split(rows: Sequence[Sequence[Any]]) -> tuple[list[str], list[str], list[str]]:
@@ -97,9 +105,9 @@ def confusion_matrix(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     }
 
 
-def macro_f1_of(rows: Sequence[Sequence[Any]]) -> float:
+def macro_f1_of(rows: Sequence[Sequence[Any]]) -> float | None:
     """Task aggregation: macro-F1 over the same labels."""
-    return macro_f1(*_split(rows))
+    return _measured(macro_f1(*_split(rows)))
 
 
 def aggregate(per_doc: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
