@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench.controller import ArtifactController, create_controller
+from emobench.data import load_docs
 from emobench.errors import EmoBenchError
 from emobench.registry import CONTROLLERS, installed, load_class
 
@@ -43,6 +44,54 @@ def needs_sweep(name: str) -> dict[str, list[str]] | None:
     if isinstance(controller, ArtifactController) and controller.recommended():
         return None
     return {k: [str(v) for v in values] for k, values in grid.items()}
+
+
+def _journal(out: Path, name: str) -> Path:
+    return out / f"{name}-cache.emobench-journal.jsonl"
+
+
+def _journaled(path: Path) -> int:
+    """Replies already in a journal (a reply per line); an estimate, as a reply journaled
+    under other settings is not reused."""
+    if not path.is_file():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def _generated(out: Path, since: float) -> int | None:
+    """Replies the run that just ended generated, from its results file's record."""
+    from emobench.record import read_record
+
+    written = [
+        p
+        for p in out.rglob("results_*.json")
+        if "sweeps" not in p.relative_to(out).parts and p.stat().st_mtime >= since
+    ]
+    if not written:
+        return None
+    newest = max(written, key=lambda p: p.stat().st_mtime)
+    replies = (read_record(json.loads(newest.read_text())) or {}).get("replies") or {}
+    count = replies.get("generated")
+    return count if isinstance(count, int) else None
+
+
+def time_left(
+    seconds: float, generated: int, remaining: list[str], docs: int, out: Path
+) -> str | None:
+    """The job's remaining time at the finished runs' pace per generated reply: each remaining
+    controller generates the docs its journal does not hold yet."""
+    if generated <= 0 or not remaining:
+        return None
+    todo = sum(max(docs - _journaled(_journal(out, n)), 0) for n in remaining)
+    left = seconds / generated * todo
+    duration = f"{left / 60:.0f} min" if left >= 60 else f"{left:.0f} s"
+    swept = [n for n in remaining if needs_sweep(n) is not None]
+    note = f"; sweeps of {', '.join(swept)} not counted" if swept else ""
+    return (
+        f"about {duration} left for {', '.join(remaining)} ({todo:,} replies to generate "
+        f"at {seconds / generated:.2f} s a reply so far{note})"
+    )
 
 
 def _controller_args(args: dict[str, Any]) -> list[str]:
@@ -73,6 +122,10 @@ def run_main_job(
     if batch_size:
         shared += ["--batch_size", str(batch_size)]
     timings = []
+    split = len(load_docs("test"))
+    docs = min(limit, split) if limit else split
+    # The finished runs' pace: their seconds and the replies they generated.
+    spent, made = 0.0, 0
     for i, name in enumerate(names, start=1):
         args: dict[str, Any] = {}
         grid = needs_sweep(name)
@@ -83,7 +136,7 @@ def run_main_job(
             chosen = json.loads((folder / "recommended.json").read_text())
             args = {k: chosen[k] for k in grid if k in chosen}
         size = f"the first {limit} docs of {TASK}" if limit else f"full {TASK} run"
-        journal = out / f"{name}-cache.emobench-journal.jsonl"
+        journal = _journal(out, name)
         print(f"[{i}/{len(names)}] {name}: {size} (journal {journal})")
         command = [
             sys.executable,
@@ -102,13 +155,19 @@ def run_main_job(
             *shared,
             *(["--limit", str(limit)] if limit else []),
         ]
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         if subprocess.run(command).returncode != 0:
             raise EmoBenchError(
                 f"the {name} run failed (its error is above); run `emobench bench` again to "
                 "resume from the journals"
             )
         timings.append((name, time.perf_counter() - start))
+        generated = _generated(out, started)
+        if generated:
+            spent, made = spent + timings[-1][1], made + generated
+        left = time_left(spent, made, names[i:], docs, out)
+        if left:
+            print(f"[{i}/{len(names)}] {name} done in {timings[-1][1] / 60:.1f} min; {left}")
     # The sweeps' train-split runs live under out/sweeps and are not leaderboard rows.
     rows = collect(
         [p for p in out.iterdir() if p.is_dir() and p.name not in ("sweeps", "leaderboard")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -92,3 +93,29 @@ def test_an_interrupted_bench_says_how_to_resume(tmp_path: Path, tiny_llama_dir:
         f"replies are kept in its journal, {out / '<controller>-cache.emobench-journal.jsonl'}"
     )
     assert journal_lines(journal) >= 2
+
+
+def test_bench_says_how_long_the_rest_will_take(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """After each controller, the time left for the others at the pace of the replies generated
+    so far; replies already in a later controller's journal are not counted again."""
+    out = tmp_path / "job"
+
+    def bench(limit: int):
+        proc = emobench(
+            *["bench", "--controllers", "none,prompt", "--limit", str(limit)],
+            *["--output_path", str(out), "--model_args", f"pretrained={tiny_llama_dir}"],
+            "measure_fluency=false",
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return [line for line in proc.stdout.splitlines() if line.startswith("[1/2] none done")]
+
+    (first,) = bench(2)
+    assert re.fullmatch(
+        r"\[1/2\] none done in [\d.]+ min; about \d+ (min|s) left for prompt "
+        r"\(2 replies to generate at [\d.]+ s a reply so far\)",
+        first,
+    ), first
+    # Two more docs each: none generates two, prompt's journal already holds two of its four.
+    (second,) = bench(4)
+    assert "left for prompt (2 replies to generate" in second, second
+    assert journal_lines(out / "prompt-cache.emobench-journal.jsonl") == 4
