@@ -161,7 +161,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     )
     tc.set_defaults(func=commands.train_classifier)
 
-    cl = subparsers.add_parser("classify", help="classify the `text` of each line of a JSONL file")
+    cl = subparsers.add_parser(
+        "classify",
+        help="classify the `text` of each line of a JSONL file: each line is printed back with "
+        "`label` and `probs` added",
+    )
     cl.add_argument("file", help="JSONL file, one object with a `text` field per line")
     cl.add_argument(
         "--classifier",

@@ -144,10 +144,23 @@ def publish(args: argparse.Namespace) -> None:
 
 def classify(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
+    from emobench.jsonl import read_jsonl
     from emobench.scoring.rescore import read_texts
 
     texts = read_texts(args.file, field=args.field)
     targets = read_texts(args.file, field=args.target_field) if args.target_field else None
+    # Each output line is its input line with the verdict added, so ids and gold labels travel
+    # with it; a field the verdict would overwrite is refused rather than lost.
+    written = ("label", "probs", "match") if targets is not None else ("label", "probs")
+    records = []
+    for where, record in read_jsonl(args.file):
+        taken = [f for f in written if f in record]
+        if taken:
+            raise EmoBenchError(
+                f"{where}: the line already has a field {taken[0]!r}, which emobench classify "
+                f"writes ({', '.join(written)}); rename that field in the input"
+            )
+        records.append(record)
     clf = get_classifier(args.classifier)
     if targets is not None:
         unknown = sorted(set(targets) - set(clf.labels))
@@ -157,8 +170,8 @@ def classify(args: argparse.Namespace) -> None:
                 f"which classifier {args.classifier!r} cannot name (its labels: "
                 f"{', '.join(clf.labels)})"
             )
-    for scored in clf.classify(texts, targets):
-        print(json.dumps(scored, ensure_ascii=False))
+    for record, scored in zip(records, clf.classify(texts, targets), strict=True):
+        print(json.dumps(record | scored, ensure_ascii=False))
 
 
 def discover(args: argparse.Namespace) -> None:

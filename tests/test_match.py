@@ -98,7 +98,8 @@ def test_classify_command_adds_match_with_target_field(tmp_path: Path) -> None:
     thresholds = get_classifier("minilm").match_thresholds()
     assert len(out) == 2
     for row, line in zip(out, lines, strict=True):
-        assert set(row) == {"label", "probs", "match"}
+        assert set(row) == {"text", "emotion", "label", "probs", "match"}
+        assert (row["text"], row["emotion"]) == (line["text"], line["emotion"])  # echoed
         assert row["match"] == (row["probs"][line["emotion"]] >= thresholds[line["emotion"]])
     assert out[1]["match"] is False  # a bland line does not express anger
 
@@ -111,3 +112,12 @@ def test_classify_command_adds_match_with_target_field(tmp_path: Path) -> None:
     proc = emobench("classify", str(path), "--target_field", "emotion")
     assert proc.returncode != 0
     assert f"{path}:1: no string field 'emotion'" in last_line(proc)
+
+    # A field the verdict would overwrite (a gold `label`, say) is refused, not lost.
+    path.write_text(json.dumps({"text": "fine", "label": "gold"}) + "\n")
+    proc = emobench("classify", str(path), "--classifier", "minilm")
+    assert proc.returncode != 0
+    assert last_line(proc) == (
+        f"emobench: error: {path}:1: the line already has a field 'label', which emobench "
+        "classify writes (label, probs); rename that field in the input"
+    )

@@ -66,7 +66,10 @@ def test_classify_command_writes_one_line_per_input(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == 3
-    assert all(set(line) == {"label", "probs"} and line["label"] in line["probs"] for line in lines)
+    assert all(
+        set(line) == {"text", "label", "probs"} and line["label"] in line["probs"] for line in lines
+    )
+    assert lines[2]["text"] == "x" * 100_000  # the input line, whole, with the verdict added
     assert "truncated" in proc.stderr
 
 
