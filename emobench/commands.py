@@ -308,14 +308,41 @@ def _output_file(flag: str, path: str | None, example: str) -> None:
         )
 
 
+def _not_a_run(path: str | None, samples: str, classifier: str) -> None:
+    """Refuse to overwrite a run's own results file (only a re-scored one may be replaced): it
+    is the record of what ran and of the verdicts of the run's classifier."""
+    from emobench.record import read_record
+    from emobench.scoring.rescore import run_stamp
+
+    if not path or not Path(path).is_file():
+        return
+    try:
+        record = read_record(json.loads(Path(path).read_text())) or {}
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        record = {}
+    if not record.get("rescored_from"):
+        example = Path(path).with_name(f"results_{run_stamp(samples)}_{classifier}.json")
+        raise EmoBenchError(
+            f"--results {path}: exists and is not a re-scored file (a run's own results would be "
+            f"lost); name a new file, e.g. --results {example}"
+        )
+
+
 def score(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
     from emobench.report import score_table
     from emobench.scoring.gate import load_gate
     from emobench.scoring.rescore import as_results, score_samples
 
+    if not Path(args.samples).is_file():
+        what = "is a directory" if Path(args.samples).is_dir() else "no such file"
+        raise EmoBenchError(
+            f"{args.samples}: {what}; pass a run's samples log, "
+            "<output_path>/<model>/samples_sev_emotion_<date>.jsonl (written with --log_samples)"
+        )
     _output_file("--out", args.out, "scores.json")
     _output_file("--results", args.results, f"results_{args.classifier}.json")
+    _not_a_run(args.results, args.samples, args.classifier)
     if args.results and not fnmatch.fnmatch(Path(args.results).name, "results_*.json"):
         print(
             f"note: --results {args.results}: `emobench leaderboard DIR` finds files named "

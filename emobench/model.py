@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from emobench.controller import Controller, create_controller
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count
 from emobench.journal import Journal, fingerprint
+from emobench.model_args import flag, parse_controller_args, unknown_argument
 from emobench.record import run_record
 from emobench.reply import Reply
 from emobench.scoring import fluency
@@ -39,22 +41,6 @@ log = logging.getLogger(__name__)
 # The group key of requests generated together across target emotions (unscoped controllers).
 ALL_EMOTIONS = "all emotions"
 FLUENCY_BATCH_CAP = 4
-
-
-def parse_controller_args(raw: Any) -> dict[str, Any]:
-    """Controller arguments arrive as a dict (emobench CLI) or a JSON string (--model_args)."""
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, dict):
-        return dict(raw)
-    if isinstance(raw, str):
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise EmoBenchError(f"controller_args must be a JSON object, got {raw!r}") from exc
-        if isinstance(value, dict):
-            return value
-    raise EmoBenchError(f"controller_args must be a JSON object, got {raw!r}")
 
 
 def _cpu_data_parallel(device: str) -> bool:
@@ -71,11 +57,6 @@ def _cpu_data_parallel(device: str) -> bool:
     # find their replies in a journal can be far ahead of the others at the final gather.
     PartialState(cpu=True, timeout=timedelta(weeks=52))
     return True
-
-
-def _flag(value: bool | str) -> bool:
-    """A boolean model argument, which --model_args passes as a string."""
-    return value if isinstance(value, bool) else str(value).lower() not in ("false", "0", "no")
 
 
 def _kw_key(gen_kwargs: dict[str, Any]) -> str:
@@ -134,11 +115,18 @@ class EmoBenchLM(HFLM):
         self._done: dict[str, set[str]] = {"generated": set(), "from_journal": set()}
         self._unkeyed = 0
         self.replies = {"generated": 0, "from_journal": 0}
-        self.measure_fluency = _flag(measure_fluency)
-        self.fast_decode = _flag(fast_decode)
+        self.measure_fluency = flag("measure_fluency", measure_fluency)
+        self.fast_decode = flag("fast_decode", fast_decode)
         device = device or loading.default_device()
         cpu_ranks = _cpu_data_parallel(device)
-        super().__init__(pretrained=loading.model_path(pretrained), device=device, **kwargs)
+        try:
+            super().__init__(pretrained=loading.model_path(pretrained), device=device, **kwargs)
+        except TypeError as exc:
+            own = [p for p in inspect.signature(EmoBenchLM).parameters if p != "kwargs"]
+            error = unknown_argument(exc, kwargs, own)
+            if error is None:
+                raise
+            raise error from exc
         if cpu_ranks and getattr(self, "accelerator", None) is not None:
             # HFLM splits requests across processes only when it counts several GPUs; on CPU
             # every launched process would otherwise run the whole task.

@@ -62,7 +62,7 @@ def _emobench_model_args(args: argparse.Namespace) -> dict[str, Any]:
     from emobench import embedded
     from emobench.classify import get_classifier
     from emobench.controller import create_controller
-    from emobench.model import parse_controller_args
+    from emobench.model_args import parse_controller_args
 
     model_args = dict(args.model_args or {})
     controller = _once("--controller", args.controller, "controller", model_args) or "none"
@@ -138,6 +138,10 @@ def run(args: argparse.Namespace) -> None:
     # lm-eval merges --metadata over --model_args before it builds the tasks.
     check_data(args.tasks, {**(args.model_args or {}), **(args.metadata or {})})
     if args.model == "emobench":
+        # The import registers the model with lm-eval, which builds it before it imports the
+        # tasks (whose utils import it too).
+        import emobench.model  # noqa: F401
+
         args.model_args = _emobench_model_args(args)
         loading.check_pretrained(args.model_args.get("pretrained"))
         # lm-eval passes --device to the model as well: one spelling, or a clear conflict.

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from emobench.classify import DEFAULT_CLASSIFIER
+from emobench.model_args import flag
 from emobench.record import task_extras
 from tests.helpers import emobench, last_line
 
@@ -132,6 +133,23 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
         assert last_line(refused).startswith(f"emobench: error: --results {where}: {what}")
         assert refused.stdout == ""  # refused before scoring: no table printed
     assert not (tmp_path / "not_yet").exists()
+    # The run's own results file is never overwritten; a re-scored file may be, by a new score.
+    (own,) = out.rglob("results_*.json")
+    before = own.read_text()
+    refused = emobench("score", str(samples_file), "--classifier", "minilm", "--results", str(own))
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert f"--results {own}: exists and is not a re-scored file" in last_line(refused)
+    assert own.read_text() == before
+    rescored_file = own.with_name(own.stem + "_minilm.json")
+    for _ in range(2):
+        proc = emobench(
+            "score", str(samples_file), "--classifier", "minilm", "--results", str(rescored_file)
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    missing = emobench("score", str(tmp_path / "nope.jsonl"))
+    assert last_line(missing).startswith(
+        f"emobench: error: {tmp_path / 'nope.jsonl'}: no such file"
+    )
 
     # Fluency: measured in the run under the unsteered model, and measured again from the saved
     # replies by rebuilding the prompt controller's prompts: the two must agree.
@@ -241,3 +259,32 @@ def test_controller_args_keep_braces_and_spaces(tmp_path):
     assert args.controller_args == {"template": "Sound {emotion}, now.", "alpha": 2, "flag": True}
     args = parser.parse_args(["run", "--controller_args", '{"template": "Be {emotion}."}'])
     assert args.controller_args == {"template": "Be {emotion}."}
+
+
+def test_model_args_typos_and_bad_flags_are_one_line_errors(tiny_llama_dir):
+    """A misspelt key reaches the model class's constructor; a yes/no flag takes only yes/no."""
+    common = ["--tasks", "sev_emotion", "--limit", "1"]
+    proc = emobench(*common, "--model_args", f"pretrained={tiny_llama_dir}", "controler=shout")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert last_line(proc).startswith(
+        "emobench: error: --model_args controler: not an argument of the emobench model "
+        "(pretrained, controller, controller_args, classifier, journal, device, measure_fluency"
+    )
+    for value in ("nope", "offf"):
+        proc = emobench(
+            *common, "--model_args", f"pretrained={tiny_llama_dir}", f"fast_decode={value}"
+        )
+        assert last_line(proc) == (
+            f"emobench: error: --model_args fast_decode={value}: not a yes/no value; "
+            "use fast_decode=true or fast_decode=false"
+        )
+    assert [flag("f", v) for v in ("off", "No", "0", False, "on", "TRUE", 1, True)] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        True,
+    ]
