@@ -60,7 +60,11 @@ def run_point(
         cmd += ["--controller_args", *[f"{k}={v}" for k, v in args.items()]]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise EmoBenchError(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1]}")
+        lines = proc.stderr.strip().splitlines() or ["(no error output)"]
+        raise EmoBenchError(
+            f"the {controller} run at {json.dumps(args)} failed: {lines[-1]} "
+            f"(command: {' '.join(cmd)})"
+        )
     results = json.loads(sorted((work / tag).rglob("results_*.json"))[-1].read_text())
     # The committed copy carries metrics only (the samples log quotes SEV text: third-party).
     text = json.dumps(results, indent=2, default=str) + "\n"
@@ -94,6 +98,10 @@ def best(rows: list[dict[str, Any]], controller: str, knob: str | None) -> dict[
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
+
+
+def _said(value: float | None) -> str:
+    return "n/a (no quality gate)" if value is None else f"{100 * value:.1f} %"
 
 
 def _num(value: float | None, spec: str) -> str:
@@ -168,13 +176,16 @@ def sweep(
     knob = create_controller(controller).strength
     if knob is None and grid:
         knob = next(iter(grid))
+    keys = list(grid)
+    points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+    for point in points:
+        # Every point's arguments are checked here, before minutes of reference runs.
+        create_controller(controller, **point)
     out, work = Path(out), Path(work)
     out.mkdir(parents=True, exist_ok=True)
     samples = slice_indices(items, stride)
     rows = [run_point(out, work, samples, name, {}, extra or []) for name in REFERENCES]
-    keys = list(grid)
-    for values in itertools.product(*grid.values()):
-        point = dict(zip(keys, values, strict=True))
+    for point in points:
         rows.append(run_point(out, work, samples, controller, point, extra or []))
         print(table(rows[-1:], keys).splitlines()[-1], flush=True)
     chosen = best(rows, controller, knob)
@@ -190,8 +201,9 @@ def sweep(
     (out / "sweep.json").write_text(json.dumps({**report, "best": chosen}, indent=2) + "\n")
     text = table(rows, keys) + (
         f"\n\nBest quality-adjusted point: {json.dumps(chosen['args'])} "
-        f"({_pct(chosen['acc_qa'])} % quality-adjusted, {_pct(chosen['acc'])} % raw); "
-        f"{len(samples)} replies per row.\n"
+        f"({_said(chosen['acc_qa'])} quality-adjusted, {_said(chosen['acc'])} raw; "
+        + ", ".join(f"{r['controller']} {_said(r['acc_qa'])}" for r in rows[: len(REFERENCES)])
+        + f"); {len(samples)} replies per row.\n"
     )
     (out / "sweep.md").write_text(text)
     if knob:

@@ -9,7 +9,7 @@ import pytest
 from emobench.discovery.directions import discover_directions
 from emobench.errors import EmoBenchError
 from emobench.sweep import best, parse_grid, slice_indices
-from tests.helpers import emobench
+from tests.helpers import emobench, last_line
 
 
 def test_grid_and_slice():
@@ -52,3 +52,18 @@ def test_a_real_sweep_on_a_tiny_model(tmp_path, tiny_lm_factory, tiny_llama_dir)
     assert recommended["alpha"] in ("1", "4") and "chosen_by" in recommended
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 10_000
     assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 4
+    (best_line,) = [x for x in proc.stdout.splitlines() if x.startswith("Best quality-adjusted")]
+    assert "; none n/a (no quality gate), prompt n/a (no quality gate)); 6 replies" in best_line
+
+
+def test_a_bad_grid_point_is_refused_before_any_run(tmp_path):
+    for grid, message in (
+        ("alpah=1,2", "steer does not take argument(s) alpah"),
+        ("alpha=1,abc", "alpha"),
+    ):
+        proc = emobench(
+            *["sweep", "--controller", "steer", "--grid", grid, "--items", "1"],
+            *["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
+        )
+        assert proc.returncode == 2 and message in last_line(proc), proc.stderr[-2000:]
+        assert not (tmp_path / "work").exists()  # no reference run was started
