@@ -66,14 +66,20 @@ class Controller:
         tasks such as emotion inference). A controller that only works through a target emotion
         (its own `scope` or `messages`) cannot run them: it is refused rather than run as if it
         were `none`. Override this (ablations do) to take part."""
+        self.refuse_untargeted()
+        return contextlib.nullcontext()
+
+    def refuse_untargeted(self, tasks: str = "log-likelihood tasks") -> None:
+        """Raise unless the controller can run requests without a target emotion."""
         base = Controller
+        if type(self).task_scope is not base.task_scope:
+            return
         if type(self).scope is not base.scope or type(self).messages is not base.messages:
             raise EmoBenchError(
                 f"controller {self.spec()['name']!r} acts through a target emotion (its prompt "
-                "or hooks), and log-likelihood tasks have none; run them with a controller "
-                "that does not need one (none, ablate)"
+                f"or hooks), and the requests of {tasks} have none; run those with a "
+                "controller that does not need one (none, ablate), in a run of their own"
             )
-        return contextlib.nullcontext()
 
     def generation_kwargs(self) -> dict[str, Any]:
         """Overrides for the task's generation settings (for example a repetition penalty)."""

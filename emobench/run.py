@@ -75,8 +75,12 @@ def _emobench_model_args(args: argparse.Namespace) -> dict[str, Any]:
         {"controller_args": parse_controller_args(given)} if given else {},
     )
     classifier = _once("--classifier", args.classifier, "classifier", model_args)
-    # Built now, so that a bad name or argument fails before the model loads.
-    create_controller(controller, **(controller_args or {}))
+    # Built now, so that a bad name or argument fails before the model loads, and a controller
+    # that needs a target emotion fails before other tasks generate for half an hour.
+    built = create_controller(controller, **(controller_args or {}))
+    untargeted = [n for n in task_names(args.tasks) if n in INFERENCE_TASKS]
+    if untargeted:
+        built.refuse_untargeted(", ".join(untargeted))
     if classifier:
         get_classifier(classifier)
         model_args["classifier"] = classifier
@@ -110,16 +114,22 @@ def check_output_path(path: str | None) -> None:
         ) from exc
 
 
+def task_names(tasks: str | list[str]) -> list[str]:
+    """The task names of --tasks (one comma-separated string, or lm-eval's list of them)."""
+    names = tasks.split(",") if isinstance(tasks, str) else [t for n in tasks for t in n.split(",")]
+    return [n.strip() for n in names]
+
+
 def check_data(tasks: str | list[str], metadata: dict[str, Any] | None = None) -> None:
     """Read and validate the SEV splits the tasks need before the model loads: a bad line or a
     missing data directory is then the first thing a user sees, not something after a load.
     For the GoEmotions tasks, the split's file must exist (lm-eval reads it after the load)."""
     from emobench.data import load_docs
 
-    names = tasks.split(",") if isinstance(tasks, str) else [t for n in tasks for t in n.split(",")]
-    for split in sorted({OWN_TASKS[n.strip()] for n in names if n.strip() in OWN_TASKS}):
+    names = task_names(tasks)
+    for split in sorted({OWN_TASKS[n] for n in names if n in OWN_TASKS}):
         load_docs(split)
-    if any(n.strip() in INFERENCE_TASKS for n in names):
+    if any(n in INFERENCE_TASKS for n in names):
         from emobench.classify.goemotions import DEFAULT_SPLIT, require_split
 
         require_split(str((metadata or {}).get("split") or DEFAULT_SPLIT))

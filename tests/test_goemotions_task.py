@@ -246,3 +246,19 @@ def test_emobench_names_a_missing_split_before_the_model_loads(goemotions_csv):
         f"emobench: error: {goemotions_csv.with_name('nosuch.csv')}: no such file"
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_a_controller_that_needs_a_target_is_refused_before_any_task_runs(tmp_path):
+    """With the inference task beside sev_emotion, the refusal comes before sev_emotion's
+    generations, not after them."""
+    proc = emobench(
+        *["--tasks", "sev_emotion,goemotions_inference", "--controller", "prompt"],
+        *["--limit", "1", "--output_path", str(tmp_path / "out")],
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert last_line(proc) == (
+        "emobench: error: controller 'prompt' acts through a target emotion (its prompt or "
+        "hooks), and the requests of goemotions_inference have none; run those with a "
+        "controller that does not need one (none, ablate), in a run of their own"
+    )
+    assert "Generating" not in proc.stderr and "Initializing emobench model" not in proc.stderr
