@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from emobench import EMOTIONS
-from emobench.classify import get_classifier
+from emobench.classify import Classifier, get_classifier
 from emobench.classify.nrc import NRCLexClassifier
 from emobench.classify.plutchik import NadeClassifier
 from emobench.cli import main
@@ -181,3 +181,30 @@ def test_nade_on_judged_replies_beats_chance(nade: NadeClassifier, sev_dir: Path
 def test_nade_unknown_model() -> None:
     with pytest.raises(PluginLoadError, match="socialmedia_en"):
         NadeClassifier(model="no_such_model")
+
+
+class _Slipping(Classifier):
+    """A plugin whose probabilities do not fit its labels (three columns for seven labels)."""
+
+    name = "slipping"
+    labels = ("anger", "sadness", "happiness", "fear", "surprise", "disgust", "neutral")
+
+    def __init__(self, probs: np.ndarray) -> None:
+        self.args, self.probs = {}, probs
+
+    def predict_proba(self, texts):
+        return self.probs
+
+
+def test_a_plugin_s_misshapen_probabilities_are_refused_by_name() -> None:
+    refused = (
+        (np.full((2, 3), 1 / 3), "returned shape (2, 3) for 2 texts"),
+        (np.full((1, 7), 1 / 7), "returned shape (1, 7) for 2 texts"),
+        (np.full((2, 7), np.nan), "returned non-finite values for 2 texts"),
+    )
+    for probs, message in refused:
+        with pytest.raises(EmoBenchError, match=r"classifier 'slipping' \(tests\.") as err:
+            _Slipping(probs).classify(["one", "two"])
+        assert message in str(err.value) and "(7: anger, sadness" in str(err.value)
+    (ok,) = _Slipping(np.full((1, 7), 1 / 7)).classify(["one"])
+    assert ok["label"] == "anger"

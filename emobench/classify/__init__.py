@@ -52,7 +52,7 @@ class Classifier:
             if len(targets) != len(texts):
                 raise ValueError(f"{len(texts)} texts but {len(targets)} targets")
             self.require_labels(sorted(set(targets)))
-        probs = self.predict_proba(list(texts))
+        probs = self.checked_proba(texts)
         thresholds = self.match_thresholds() if targets is not None else None
         out = []
         for i, row in enumerate(probs):
@@ -70,6 +70,21 @@ class Classifier:
                     scored["match"] = p_target >= thresholds[target]
             out.append(scored)
         return out
+
+    def checked_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """`predict_proba`, refused with the classifier's name unless it is one finite row per
+        text and one column per label: a plugin's slip must not shift every verdict."""
+        probs = np.asarray(self.predict_proba(list(texts)), dtype=float)
+        expected = (len(texts), len(self.labels))
+        if probs.shape != expected or not np.isfinite(probs).all():
+            what = f"shape {probs.shape}" if probs.shape != expected else "non-finite values"
+            raise EmoBenchError(
+                f"classifier {self.spec()['name']!r} ({type(self).__module__}:"
+                f"{type(self).__qualname__}).predict_proba returned {what} for {len(texts)} "
+                f"texts; it must return one row per text and one finite column per label "
+                f"({len(self.labels)}: {', '.join(self.labels)})"
+            )
+        return probs
 
     def require_labels(self, needed: Sequence[str]) -> None:
         missing = [lab for lab in needed if lab not in self.labels]
