@@ -20,7 +20,7 @@ from typing import Any
 
 from emobench.controller import ArtifactController, create_controller
 from emobench.data import load_docs
-from emobench.errors import EmoBenchError
+from emobench.errors import EmoBenchError, PluginLoadError
 from emobench.registry import CONTROLLERS, installed, load_class
 
 TASK = "sev_emotion"
@@ -29,10 +29,20 @@ TASK = "sev_emotion"
 def main_job_controllers() -> list[str]:
     """Installed controllers that the main job runs, built-ins first."""
     builtins = ["none", "prompt", "steer", "circuit"]
-    names = [
-        n for n in installed(CONTROLLERS) if getattr(load_class(CONTROLLERS, n), "main_job", True)
-    ]
-    return [n for n in builtins if n in names] + sorted(set(names) - set(builtins))
+    names, broken = [], []
+    for name in installed(CONTROLLERS):
+        try:
+            if getattr(load_class(CONTROLLERS, name), "main_job", True):
+                names.append(name)
+        except PluginLoadError as exc:
+            broken.append(exc)
+    names = [n for n in builtins if n in names] + sorted(set(names) - set(builtins))
+    if broken:
+        raise EmoBenchError(
+            f"{broken[0]}; the main job runs every installed controller: mend or uninstall that "
+            f"plugin, or name the ones to run, e.g. --controllers {','.join(names)}"
+        ) from broken[0]
+    return names
 
 
 def needs_sweep(name: str) -> dict[str, list[str]] | None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from emobench.mainjob import main_job_controllers, needs_sweep
-from tests.helpers import emobench, journal_lines, start_interruptible, wait_for_journal
+from tests.helpers import emobench, journal_lines, last_line, start_interruptible, wait_for_journal
 
 KNOB = "tests.plugins_for_tests:KnobController"
 
@@ -119,3 +119,26 @@ def test_bench_says_how_long_the_rest_will_take(tmp_path: Path, tiny_llama_dir: 
     (second,) = bench(4)
     assert "left for prompt (2 replies to generate" in second, second
     assert journal_lines(out / "prompt-cache.emobench-journal.jsonl") == 4
+
+
+def test_a_broken_plugin_stops_bench_with_the_way_around_it(tmp_path: Path) -> None:
+    """An installed controller that fails to import: bench names it and the --controllers that
+    would run the others, before any run starts."""
+    site = tmp_path / "site"
+    dist = site / "broken_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[emobench.controllers]\nbroken = no_such_module_for_emobench:Broken\n"
+    )
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    proc = emobench("bench", "--output_path", str(tmp_path / "job"), env={"PYTHONPATH": path})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = last_line(proc)
+    assert message.startswith(
+        "emobench: error: controller 'broken' (from broken-plugin, "
+        "no_such_module_for_emobench:Broken) failed to load: ModuleNotFoundError"
+    )
+    working = ",".join(main_job_controllers())
+    assert message.endswith(f"or name the ones to run, e.g. --controllers {working}"), message
+    assert not (tmp_path / "job").exists()
