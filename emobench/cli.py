@@ -35,6 +35,16 @@ class KeyValueArgs(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
         current = dict(getattr(namespace, self.dest, None) or {})
+
+        def put(key: str, value: Any) -> None:
+            # A key given twice with two values is a slip; silently keeping the last hides it.
+            if key in current and current[key] != value:
+                parser.error(
+                    f"argument {option_string}: {key} given twice ({current[key]!r} and "
+                    f"{value!r}); keep one"
+                )
+            current[key] = value
+
         for item in values or []:
             if item.lstrip().startswith("{"):
                 try:
@@ -43,7 +53,8 @@ class KeyValueArgs(argparse.Action):
                     parser.error(f"argument {option_string}: {item!r} is not a JSON object ({exc})")
                 if not isinstance(parsed, dict):
                     parser.error(f"argument {option_string}: {item!r} is not a JSON object")
-                current.update(parsed)
+                for key, value in parsed.items():
+                    put(key, value)
                 continue
             key, eq, value = item.partition("=")
             if not eq or not key:
@@ -51,7 +62,7 @@ class KeyValueArgs(argparse.Action):
                     f"argument {option_string}: expected key=value, got {item!r} "
                     "(for example alpha=1 layers=12-21)"
                 )
-            current[key] = _plain_value(value)
+            put(key, _plain_value(value))
         setattr(namespace, self.dest, current)
 
 

@@ -259,6 +259,18 @@ def test_controller_args_keep_braces_and_spaces(tmp_path):
     assert args.controller_args == {"template": "Sound {emotion}, now.", "alpha": 2, "flag": True}
     args = parser.parse_args(["run", "--controller_args", '{"template": "Be {emotion}."}'])
     assert args.controller_args == {"template": "Be {emotion}."}
+    # A key given twice with two values is refused, in either form and across repeated flags.
+    for given in (
+        ["--controller_args", "alpha=abc", "alpha=5"],
+        ["--controller_args", "alpha=1", "--controller_args", '{"alpha": 2}'],
+    ):
+        proc = emobench("--tasks", "sev_emotion", "--controller", "steer", *given)
+        assert (
+            proc.returncode == 2 and "argument --controller_args: alpha given twice" in proc.stderr
+        )
+    assert parser.parse_args(
+        ["run", "--controller_args", "alpha=1", "alpha=1"]
+    ).controller_args == {"alpha": 1}
 
 
 def test_model_args_typos_and_bad_flags_are_one_line_errors(tiny_llama_dir):
