@@ -111,6 +111,14 @@ def train_classifier(args: argparse.Namespace) -> None:
     print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))
 
 
+def _holds_results(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and "sev_emotion" in (data.get("results") or {})
+
+
 def leaderboard(args: argparse.Namespace) -> None:
     from emobench.leaderboard.frontier import load_sweeps
     from emobench.leaderboard.render import collect, render, write_all, write_one
@@ -119,10 +127,21 @@ def leaderboard(args: argparse.Namespace) -> None:
     sweeps = load_sweeps(args.sweeps)
     rows = collect(args.paths)
     if not rows:
-        raise EmoBenchError(
-            f"no emobench results under {', '.join(args.paths)}; run "
-            "`emobench --tasks sev_emotion --output_path DIR` first"
+        # A re-scored file saved under another name is the usual reason a folder ranks nothing.
+        misnamed = [
+            p
+            for d in map(Path, args.paths)
+            if d.is_dir()
+            for p in sorted(d.rglob("*.json"))
+            if not p.name.startswith("results_") and _holds_results(p)
+        ]
+        hint = (
+            f"; {misnamed[0]} holds results but is not named results_*.json, the only files a "
+            "folder is searched for: rename it, or name it on the command line"
+            if misnamed
+            else "; run `emobench --tasks sev_emotion --output_path DIR` first"
         )
+        raise EmoBenchError(f"no emobench results under {', '.join(args.paths)}{hint}")
     table = write_all(rows, args.out, sweeps)
     text = table if args.format == "table" else render(rows, args.format, sweeps)
     if args.output:

@@ -244,3 +244,11 @@ def test_command_with_only_foreign_files_names_them_then_fails(mixed):
     assert proc.returncode == 2
     assert warnings_printed(proc.stderr) == skipped(mixed)
     assert last_line(proc).startswith(f"emobench: error: no emobench results under {mixed}")
+    # A results file saved under another name (a re-scored run, say) is pointed at.
+    renamed = mixed / "rescored_kw.json"
+    shutil.copy(GOOD, renamed)
+    proc = emobench("leaderboard", str(mixed))
+    assert last_line(proc).endswith(
+        f"{renamed} holds results but is not named results_*.json, the only files a folder is "
+        "searched for: rename it, or name it on the command line"
+    )
