@@ -182,7 +182,8 @@ def ranking_of(row: dict[str, Any]) -> str:
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows grouped into rankings (full before partial, then the default classifier before
-    others) and ranked within each by expression accuracy; a row without accuracy comes last."""
+    others) and ranked within each by expression accuracy, ties sharing a rank; a row without
+    accuracy comes last."""
     ordered = sorted(
         rows,
         key=lambda r: (
@@ -195,10 +196,15 @@ def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ),
     )
     counts: dict[str, int] = {}
+    previous: dict[str, dict[str, Any]] = {}
     for row in ordered:
-        row["ranking"] = ranking_of(row)
-        counts[row["ranking"]] = counts.get(row["ranking"], 0) + 1
-        row["rank"] = counts[row["ranking"]]
+        row["ranking"] = ranking = ranking_of(row)
+        counts[ranking] = counts.get(ranking, 0) + 1
+        # Equal accuracy, equal rank (1, 2, 2, 4): the name order of tied rows means nothing.
+        before = previous.get(ranking)
+        tied = before is not None and row["acc"] is not None and before["acc"] == row["acc"]
+        row["rank"] = before["rank"] if tied else counts[ranking]
+        previous[ranking] = row
     return ordered
 
 

@@ -185,7 +185,7 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
         )
     args = "" if row.get("controller_args") in (None, "{}") else row["controller_args"]
     return {
-        "anchor": f"run-{row['ranking_index']}-{row['rank']}",
+        "anchor": f"run-{row['ranking_index']}-{row['position']}",
         "title": f"{row['rank']}. {row['controller']}",
         "args": args,
         "model": row.get("model"),
@@ -223,7 +223,10 @@ def report_context(rows: list[dict[str, Any]], sweeps: list[dict[str, Any]]) -> 
                 "bars_alt": f"Expression accuracy per target emotion, grouped bars for {shown}, "
                 "with the chance level of 16.7 %.",
                 "bars_cut": len(series) > MAX_BARS,
-                "runs": [_run({**r, "ranking_index": index}) for r in group],
+                "runs": [
+                    _run({**r, "ranking_index": index, "position": i})
+                    for i, r in enumerate(group, start=1)
+                ],
             }
         )
     return {

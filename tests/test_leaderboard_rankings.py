@@ -7,6 +7,7 @@ import copy
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,17 @@ def test_format_and_output_file_through_the_command(tmp_path: Path) -> None:
     proc = emobench("leaderboard", str(folder), "--format", "markdown")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("### sev_emotion, scored by ")
+
+
+def test_rows_with_equal_accuracy_share_a_rank(tmp_path: Path) -> None:
+    """Competition ranking (1, 2, 2, 4): tied rows keep their name order but not different
+    ranks; the HTML report still gives each run its own anchor."""
+    full = published()
+    top = max(accuracy(r) for r in full)
+    tied = [as_partial(r, 24, 0.5) for r in full[:3]] + [as_partial(full[3], 24, top + 0.1)]
+    rows = collect([write(tmp_path / "runs", tied)])
+    assert [(r["rank"], r["acc"]) for r in rows] == [(1, top + 0.1), (2, 0.5), (2, 0.5), (2, 0.5)]
+    assert [r["controller"] for r in rows[1:]] == sorted(r["controller"] for r in rows[1:])
+    html = render(rows, "html")
+    anchors = re.findall(r'<details id="(run-[^"]+)"', html)
+    assert len(anchors) == len(set(anchors)) == 4
