@@ -88,6 +88,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser, subparsers = lm_eval_glue.harness_parser()
     parser.prog = "emobench"
     parser.description = "emobench: emotion-control benchmark (an lm-eval superset)"
+    # lm-eval's own quick start names lm-eval commands; these are the ones a user types here.
+    parser.epilog = """quick start:
+  emobench --tasks sev_emotion --controller prompt --limit 12  # 'run' is implied
+  emobench bench --output_path runs/sev_emotion  # every controller, then the leaderboard
+  emobench leaderboard runs/sev_emotion          # md, csv, json, html
+  emobench list controllers
+
+every flag of `lm-eval run` works with `emobench run`; see README.md for the rest."""
     run = subparsers.choices["run"]
     run.prog = "emobench run"
     group = run.add_argument_group("emobench")

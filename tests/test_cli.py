@@ -300,3 +300,10 @@ def test_model_args_typos_and_bad_flags_are_one_line_errors(tiny_llama_dir):
         True,
         True,
     ]
+
+
+def test_help_ends_with_emobench_commands_not_lm_evals():
+    proc = emobench("--help")
+    assert proc.returncode == 0
+    assert "emobench --tasks sev_emotion --controller prompt --limit 12" in proc.stdout
+    assert "lm-eval run --model hf" not in proc.stdout
