@@ -20,7 +20,7 @@ from emobench.leaderboard.collect import TASK, rankings
 from emobench import EMOTIONS
 from emobench.jsonl import open_bytes
 from emobench.record import read_record, task_extras
-from emobench.scoring.rescore import SAMPLES_SUFFIXES
+from emobench.scoring.rescore import SAMPLES_SUFFIXES, results_beside
 
 SAMPLES_PER_EMOTION = 2
 # Replies are capped at 100 tokens by the task; this bounds the report if a log holds more.
@@ -178,10 +178,16 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
             if not samples:
                 note = f"The samples log {log} holds no {TASK} replies."
     record = (read_record(results) or {}) if results else {}
+    read_as = "read as"
     if samples and record.get("rescored_from"):
+        # The samples log holds the verdicts made when the run ran, not the re-scoring's.
+        original = read_record(results_beside(log) or {}) or {}
+        by = (original.get("classifier") or {}).get("name") or "the run's own classifier"
+        now = (record.get("classifier") or {}).get("name") or "another classifier"
+        read_as = f"read as by {by}"
         note = (
-            "This row was re-scored; the labels below are the ones the run's own classifier "
-            "gave when it ran."
+            f"This row was re-scored by {now}: the confusion matrix above is its verdicts; the "
+            f"labels below are {by}'s, given when the run ran."
         )
     args = "" if row.get("controller_args") in (None, "{}") else row["controller_args"]
     return {
@@ -194,6 +200,7 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
         "samples": samples,
         "samples_log": str(log) if log else None,
         "samples_note": note,
+        "read_as": read_as,
     }
 
 

@@ -255,3 +255,28 @@ def test_chromium_renders_table_and_charts_and_runs_no_model_text(
     assert FIRST_ANGER in dom.replies and TITLE in dom.replies
     assert dom.scripts == 0
     assert dom.title == TITLE_TEXT
+
+
+def test_a_rescored_run_says_whose_labels_its_samples_show(runs: Path, tmp_path: Path) -> None:
+    """The samples log keeps the verdicts made when the run ran; beside a re-scored row's
+    confusion matrix, the sample table names that classifier."""
+    folder = tmp_path / "circuit"
+    shutil.copytree(runs / "circuit", folder)
+    # The published file was itself re-scored once; here it stands for the run as it ran.
+    ran = json.loads(CIRCUIT.read_text())
+    ran["config"]["emobench"].pop("rescored_from", None)
+    (folder / CIRCUIT.name).write_text(json.dumps(ran))
+    rescored = json.loads(CIRCUIT.read_text())
+    own = rescored["config"]["emobench"]["classifier"]["name"]
+    rescored["config"]["emobench"]["classifier"] = {"name": "kw"}
+    rescored["config"]["emobench"]["rescored_from"] = str(
+        folder / f"samples_sev_emotion_{STAMP}.jsonl"
+    )
+    (folder / f"results_{STAMP}_kw.json").write_text(json.dumps(rescored))
+    html = render(collect([tmp_path]), "html")
+    assert html.count("<th>read as</th>") == 1  # the run as it ran
+    assert html.count(f"<th>read as by {own}</th>") == 1  # the re-scored row
+    assert (
+        f"This row was re-scored by kw: the confusion matrix above is its verdicts; the labels "
+        f"below are {own}&#39;s, given when the run ran." in html
+    )
