@@ -100,6 +100,14 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
+def _typed(value: str) -> Any:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    return parsed if isinstance(parsed, (int, float)) and not isinstance(parsed, bool) else value
+
+
 def _said(value: float | None) -> str:
     return "n/a (no quality gate)" if value is None else f"{100 * value:.1f} %"
 
@@ -190,7 +198,8 @@ def sweep(
         print(table(rows[-1:], keys).splitlines()[-1], flush=True)
     chosen = best(rows, controller, knob)
     recommended = {
-        **chosen["args"],
+        # As the run received them: `--controller_args alpha=4` passes the number 4.
+        **{k: _typed(v) for k, v in chosen["args"].items()},
         "chosen_by": f"emobench sweep: best quality-adjusted accuracy on {len(samples)} replies "
         f"of the SEV train split (docs {samples[0]}..{samples[-1]}, stride {stride} items)",
         "acc_qa": chosen["acc_qa"],

@@ -49,7 +49,8 @@ def test_a_real_sweep_on_a_tiny_model(tmp_path, tiny_lm_factory, tiny_llama_dir)
     assert report["knob"] == "alpha" and report["task"] == "sev_emotion_train"
     assert all(0.0 <= r["acc"] <= 1.0 for r in report["rows"])
     recommended = json.loads((tmp_path / "out" / "recommended.json").read_text())
-    assert recommended["alpha"] in ("1", "4") and "chosen_by" in recommended
+    assert recommended["alpha"] in (1, 4) and "chosen_by" in recommended  # numbers, as run
+    assert recommended["artifact"] == str(art)
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 10_000
     assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 4
     (best_line,) = [x for x in proc.stdout.splitlines() if x.startswith("Best quality-adjusted")]
