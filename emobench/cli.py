@@ -17,17 +17,9 @@ from emobench import commands, lm_eval_glue
 from emobench.classify.tuning.bases import BASES
 from emobench.cli_study import add_study_commands
 from emobench.errors import EmoBenchError
+from emobench.model_args import plain_value
 
 log = logging.getLogger("emobench")
-
-
-def _plain_value(text: str) -> Any:
-    """A command-line value as the type it spells: JSON numbers, booleans, null, lists, objects;
-    anything else stays the string it is (so `template=Sound {emotion}.` keeps its braces)."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 class KeyValueArgs(argparse.Action):
@@ -62,7 +54,7 @@ class KeyValueArgs(argparse.Action):
                     f"argument {option_string}: expected key=value, got {item!r} "
                     "(for example alpha=1 layers=12-21)"
                 )
-            put(key, _plain_value(value))
+            put(key, plain_value(value))
         setattr(namespace, self.dest, current)
 
 

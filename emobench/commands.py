@@ -169,17 +169,17 @@ def classify(args: argparse.Namespace) -> None:
     texts = read_texts(args.file, field=args.field)
     targets = read_texts(args.file, field=args.target_field) if args.target_field else None
     # Each output line is its input line with the verdict added, so ids and gold labels travel
-    # with it; a field the verdict would overwrite is refused rather than lost.
+    # with it; when a field would be overwritten (a gold `label`), each input line goes whole
+    # under "input" instead, for every line of the file alike.
     written = ("label", "probs", "match") if targets is not None else ("label", "probs")
-    records = []
-    for where, record in read_jsonl(args.file):
-        taken = [f for f in written if f in record]
-        if taken:
-            raise EmoBenchError(
-                f"{where}: the line already has a field {taken[0]!r}, which emobench classify "
-                f"writes ({', '.join(written)}); rename that field in the input"
-            )
-        records.append(record)
+    records = [record for _, record in read_jsonl(args.file)]
+    taken = sorted({f for record in records for f in written if f in record})
+    if taken:
+        print(
+            f"note: {args.file} has a field named {', '.join(taken)}, which emobench classify "
+            'writes: each output line holds its input line under "input"',
+            file=sys.stderr,
+        )
     clf = get_classifier(args.classifier)
     if targets is not None:
         unknown = sorted(set(targets) - set(clf.labels))
@@ -190,7 +190,8 @@ def classify(args: argparse.Namespace) -> None:
                 f"{', '.join(clf.labels)})"
             )
     for record, scored in zip(records, clf.classify(texts, targets), strict=True):
-        print(json.dumps(record | scored, ensure_ascii=False))
+        line = {"input": record, **scored} if taken else record | scored
+        print(json.dumps(line, ensure_ascii=False))
 
 
 def discover(args: argparse.Namespace) -> None:
@@ -327,23 +328,25 @@ def _output_file(flag: str, path: str | None, example: str) -> None:
         )
 
 
-def _not_a_run(path: str | None, samples: str, classifier: str) -> None:
-    """Refuse to overwrite a run's own results file (only a re-scored one may be replaced): it
-    is the record of what ran and of the verdicts of the run's classifier."""
+def _not_a_run(path: str | None, samples: str, classifier: str, flag: str = "--results") -> None:
+    """Refuse to overwrite a run's own results file (a re-scored one, or any other file, may be
+    replaced): it is the record of what ran and of the verdicts of the run's classifier."""
     from emobench.record import read_record
     from emobench.scoring.rescore import run_stamp
 
     if not path or not Path(path).is_file():
         return
     try:
-        record = read_record(json.loads(Path(path).read_text())) or {}
+        data = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        record = {}
-    if not record.get("rescored_from"):
-        example = Path(path).with_name(f"results_{run_stamp(samples)}_{classifier}.json")
+        return
+    is_results = isinstance(data, dict) and isinstance(data.get("results"), dict)
+    if is_results and not (read_record(data) or {}).get("rescored_from"):
+        kind = "results" if flag == "--results" else "scores"
+        example = Path(path).with_name(f"{kind}_{run_stamp(samples)}_{classifier}.json")
         raise EmoBenchError(
-            f"--results {path}: exists and is not a re-scored file (a run's own results would be "
-            f"lost); name a new file, e.g. --results {example}"
+            f"{flag} {path}: is a run's own results file, which would be lost; name a new "
+            f"file, e.g. {flag} {example}"
         )
 
 
@@ -361,6 +364,7 @@ def score(args: argparse.Namespace) -> None:
         )
     _output_file("--out", args.out, "scores.json")
     _output_file("--results", args.results, f"results_{args.classifier}.json")
+    _not_a_run(args.out, args.samples, args.classifier, flag="--out")
     _not_a_run(args.results, args.samples, args.classifier)
     if args.results and not fnmatch.fnmatch(Path(args.results).name, "results_*.json"):
         print(

@@ -66,14 +66,17 @@ class Controller:
         tasks such as emotion inference). A controller that only works through a target emotion
         (its own `scope` or `messages`) cannot run them: it is refused rather than run as if it
         were `none`. Override this (ablations do) to take part."""
-        self.refuse_untargeted()
+        self._needs_no_target("log-likelihood tasks")
         return contextlib.nullcontext()
 
-    def refuse_untargeted(self, tasks: str = "log-likelihood tasks") -> None:
-        """Raise unless the controller can run requests without a target emotion."""
+    def refuse_untargeted(self, tasks: str) -> None:
+        """Raise, before any request runs, if `tasks` (which have no target emotion) would be
+        refused: a controller that overrides `task_scope` answers for itself when it runs."""
+        if type(self).task_scope is Controller.task_scope:
+            self._needs_no_target(tasks)
+
+    def _needs_no_target(self, tasks: str) -> None:
         base = Controller
-        if type(self).task_scope is not base.task_scope:
-            return
         if type(self).scope is not base.scope or type(self).messages is not base.messages:
             raise EmoBenchError(
                 f"controller {self.spec()['name']!r} acts through a target emotion (its prompt "

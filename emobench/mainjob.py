@@ -69,8 +69,8 @@ def _journaled(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _generated(out: Path, since: float) -> int | None:
-    """Replies the run that just ended generated, from its results file's record."""
+def _replies(out: Path, since: float) -> tuple[int, int] | None:
+    """(generated, taken from the journal) by the run that just ended, from its record."""
     from emobench.record import read_record
 
     written = [
@@ -82,8 +82,10 @@ def _generated(out: Path, since: float) -> int | None:
         return None
     newest = max(written, key=lambda p: p.stat().st_mtime)
     replies = (read_record(json.loads(newest.read_text())) or {}).get("replies") or {}
-    count = replies.get("generated")
-    return count if isinstance(count, int) else None
+    generated, journal = replies.get("generated"), replies.get("from_journal")
+    if isinstance(generated, int) and isinstance(journal, int):
+        return generated, journal
+    return None
 
 
 def time_left(
@@ -99,7 +101,8 @@ def time_left(
     swept = [n for n in remaining if needs_sweep(n) is not None]
     note = f"; sweeps of {', '.join(swept)} not counted" if swept else ""
     return (
-        f"about {duration} left for {', '.join(remaining)} ({todo:,} replies to generate "
+        f"about {duration} left for {', '.join(remaining)} ({todo:,} "
+        f"{'reply' if todo == 1 else 'replies'} to generate "
         f"at {seconds / generated:.2f} s a reply so far{note})"
     )
 
@@ -172,9 +175,11 @@ def run_main_job(
                 "resume from the journals"
             )
         timings.append((name, time.perf_counter() - start))
-        generated = _generated(out, started)
-        if generated:
-            spent, made = spent + timings[-1][1], made + generated
+        replies = _replies(out, started)
+        # A run that mostly read its journal spent its time loading and scoring, not
+        # generating: its seconds per generated reply would make the rest look endless.
+        if replies is not None and replies[0] > 0 and replies[0] >= replies[1]:
+            spent, made = spent + timings[-1][1], made + replies[0]
         left = time_left(spent, made, names[i:], docs, out)
         if left:
             print(f"[{i}/{len(names)}] {name} done in {timings[-1][1] / 60:.1f} min; {left}")

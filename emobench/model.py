@@ -123,7 +123,9 @@ class EmoBenchLM(HFLM):
             super().__init__(pretrained=loading.model_path(pretrained), device=device, **kwargs)
         except TypeError as exc:
             own = [p for p in inspect.signature(EmoBenchLM).parameters if p != "kwargs"]
-            error = unknown_argument(exc, kwargs, own)
+            # HFLM's own parameters (lm-eval passes batch_size and others) are never the typo.
+            hflm = inspect.signature(HFLM.__init__).parameters
+            error = unknown_argument(exc, {k: v for k, v in kwargs.items() if k not in hflm}, own)
             if error is None:
                 raise
             raise error from exc

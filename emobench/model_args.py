@@ -13,6 +13,15 @@ YES = ("true", "1", "yes", "on")
 NO = ("false", "0", "no", "off")
 
 
+def plain_value(text: str) -> Any:
+    """A command-line value as the type it spells: JSON numbers, booleans, null, lists, objects;
+    anything else stays the string it is (so `template=Sound {emotion}.` keeps its braces)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def parse_controller_args(raw: Any) -> dict[str, Any]:
     """Controller arguments arrive as a dict (emobench CLI) or a JSON string (--model_args)."""
     if raw is None or raw == "":

@@ -26,6 +26,7 @@ from tabulate import tabulate
 
 from emobench import EMOTIONS, atomic
 from emobench.errors import EmoBenchError
+from emobench.model_args import plain_value
 from emobench.record import finite, task_extras
 from emobench.scoring.metrics import task_metrics
 
@@ -98,14 +99,6 @@ def best(rows: list[dict[str, Any]], controller: str, knob: str | None) -> dict[
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
-
-
-def _typed(value: str) -> Any:
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        return value
-    return parsed if isinstance(parsed, (int, float)) and not isinstance(parsed, bool) else value
 
 
 def _said(value: float | None) -> str:
@@ -187,8 +180,9 @@ def sweep(
     keys = list(grid)
     points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
     for point in points:
-        # Every point's arguments are checked here, before minutes of reference runs.
-        create_controller(controller, **point)
+        # Every point's arguments are checked here, as its run will read them, before minutes
+        # of reference runs.
+        create_controller(controller, **{k: plain_value(v) for k, v in point.items()})
     out, work = Path(out), Path(work)
     out.mkdir(parents=True, exist_ok=True)
     samples = slice_indices(items, stride)
@@ -199,7 +193,7 @@ def sweep(
     chosen = best(rows, controller, knob)
     recommended = {
         # As the run received them: `--controller_args alpha=4` passes the number 4.
-        **{k: _typed(v) for k, v in chosen["args"].items()},
+        **{k: plain_value(v) for k, v in chosen["args"].items()},
         "chosen_by": f"emobench sweep: best quality-adjusted accuracy on {len(samples)} replies "
         f"of the SEV train split (docs {samples[0]}..{samples[-1]}, stride {stride} items)",
         "acc_qa": chosen["acc_qa"],

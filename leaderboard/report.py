@@ -208,6 +208,9 @@ def _legend(row: dict[str, Any], group: list[dict[str, Any]]) -> str:
     label = f"{row['rank']}. {row['controller']}"
     if len({r["model"] for r in group}) > 1:
         label += f" ({row['model']})"
+    # Tied rows of one controller share rank and name: its settings tell them apart.
+    if sum(r["controller"] == row["controller"] and r["rank"] == row["rank"] for r in group) > 1:
+        label += f" {row.get('controller_args') or ''}".rstrip()
     return label
 
 

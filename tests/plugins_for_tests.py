@@ -139,3 +139,12 @@ class KnobController(Controller):
             return messages
         shout = {"role": "system", "content": f"Reply with strong {doc['target_emotion']}."}
         return [shout, *messages[1:]]
+
+
+class DeferringPromptController(PromptController):
+    """Overrides task_scope only to hand it back to the base class: still refused there."""
+
+    name = "deferring-prompt"
+
+    def task_scope(self, model: Any):
+        return super().task_scope(model)

@@ -201,6 +201,7 @@ def test_a_plugin_s_misshapen_probabilities_are_refused_by_name() -> None:
         (np.full((2, 3), 1 / 3), "returned shape (2, 3) for 2 texts"),
         (np.full((1, 7), 1 / 7), "returned shape (1, 7) for 2 texts"),
         (np.full((2, 7), np.nan), "returned non-finite values for 2 texts"),
+        ([[1 / 7] * 7, [1.0]], "returned what is not a numeric table"),
     )
     for probs, message in refused:
         with pytest.raises(EmoBenchError, match=r"classifier 'slipping' \(tests\.") as err:

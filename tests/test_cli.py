@@ -138,7 +138,11 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     before = own.read_text()
     refused = emobench("score", str(samples_file), "--classifier", "minilm", "--results", str(own))
     assert refused.returncode == 2 and refused.stdout == ""
-    assert f"--results {own}: exists and is not a re-scored file" in last_line(refused)
+    assert f"--results {own}: is a run's own results file, which would be lost" in last_line(
+        refused
+    )
+    refused = emobench("score", str(samples_file), "--classifier", "minilm", "--out", str(own))
+    assert f"--out {own}: is a run's own results file" in last_line(refused)
     assert own.read_text() == before
     rescored_file = own.with_name(own.stem + "_minilm.json")
     for _ in range(2):

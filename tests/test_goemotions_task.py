@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emobench.errors import DataError
+from emobench.errors import DataError, EmoBenchError
 from tests.helpers import emobench, last_line
 
 TASKS = ("goemotions_inference", "goemotions_inference_ekman")
@@ -248,7 +248,7 @@ def test_emobench_names_a_missing_split_before_the_model_loads(goemotions_csv):
     assert "Traceback" not in proc.stderr
 
 
-def test_a_controller_that_needs_a_target_is_refused_before_any_task_runs(tmp_path):
+def test_a_controller_that_needs_a_target_is_refused_before_any_task_runs(tmp_path, goemotions_csv):
     """With the inference task beside sev_emotion, the refusal comes before sev_emotion's
     generations, not after them."""
     proc = emobench(
@@ -262,3 +262,18 @@ def test_a_controller_that_needs_a_target_is_refused_before_any_task_runs(tmp_pa
         "controller that does not need one (none, ablate), in a run of their own"
     )
     assert "Generating" not in proc.stderr and "Initializing emobench model" not in proc.stderr
+
+
+def test_a_task_scope_that_defers_to_the_base_is_still_refused() -> None:
+    from emobench.controller import create_controller
+
+    prompt = create_controller("prompt")
+    deferring = create_controller("tests.plugins_for_tests:DeferringPromptController")
+    for controller in (prompt, deferring):
+        with pytest.raises(EmoBenchError, match="acts through a target emotion"):
+            controller.task_scope(None)
+    with pytest.raises(EmoBenchError, match="requests of goemotions_inference have none"):
+        prompt.refuse_untargeted("goemotions_inference")
+    deferring.refuse_untargeted("goemotions_inference")  # its own task_scope answers later
+    with create_controller("none").task_scope(None):
+        pass

@@ -119,6 +119,9 @@ def test_bench_says_how_long_the_rest_will_take(tmp_path: Path, tiny_llama_dir: 
     (second,) = bench(4)
     assert "left for prompt (2 replies to generate" in second, second
     assert journal_lines(out / "prompt-cache.emobench-journal.jsonl") == 4
+    # One more doc: none reads four replies from its journal and generates one; its time is
+    # mostly loading, so it sets no pace and no estimate is printed.
+    assert bench(5) == []
 
 
 def test_a_broken_plugin_stops_bench_with_the_way_around_it(tmp_path: Path) -> None:

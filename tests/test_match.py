@@ -113,11 +113,20 @@ def test_classify_command_adds_match_with_target_field(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert f"{path}:1: no string field 'emotion'" in last_line(proc)
 
-    # A field the verdict would overwrite (a gold `label`, say) is refused, not lost.
-    path.write_text(json.dumps({"text": "fine", "label": "gold"}) + "\n")
-    proc = emobench("classify", str(path), "--classifier", "minilm")
-    assert proc.returncode != 0
-    assert last_line(proc) == (
-        f"emobench: error: {path}:1: the line already has a field 'label', which emobench "
-        "classify writes (label, probs); rename that field in the input"
+    # A field the verdict would overwrite (a gold `label`, as --target_field, say): every line
+    # keeps its input whole under "input", and stderr says so.
+    path.write_text(
+        json.dumps({"text": "I am so angry", "label": "anger"})
+        + "\n"
+        + json.dumps({"text": "fine", "label": "neutral"})
+        + "\n"
     )
+    proc = emobench("classify", str(path), "--classifier", "minilm", "--target_field", "label")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [r["input"] for r in rows] == [
+        {"text": "I am so angry", "label": "anger"},
+        {"text": "fine", "label": "neutral"},
+    ]
+    assert all(set(r) == {"input", "label", "probs", "match"} for r in rows)
+    assert f"note: {path} has a field named label, which emobench classify writes" in proc.stderr

@@ -74,10 +74,14 @@ class Classifier:
     def checked_proba(self, texts: Sequence[str]) -> np.ndarray:
         """`predict_proba`, refused with the classifier's name unless it is one finite row per
         text and one column per label: a plugin's slip must not shift every verdict."""
-        probs = np.asarray(self.predict_proba(list(texts)), dtype=float)
         expected = (len(texts), len(self.labels))
-        if probs.shape != expected or not np.isfinite(probs).all():
+        try:
+            probs = np.asarray(self.predict_proba(list(texts)), dtype=float)
+        except (TypeError, ValueError) as exc:  # ragged rows, or not numbers
+            probs, what = np.empty((0, 0)), f"what is not a numeric table ({exc})"
+        else:
             what = f"shape {probs.shape}" if probs.shape != expected else "non-finite values"
+        if probs.shape != expected or not np.isfinite(probs).all():
             raise EmoBenchError(
                 f"classifier {self.spec()['name']!r} ({type(self).__module__}:"
                 f"{type(self).__qualname__}).predict_proba returned {what} for {len(texts)} "
