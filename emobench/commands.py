@@ -111,15 +111,8 @@ def train_classifier(args: argparse.Namespace) -> None:
     print(json.dumps({k: meta[k] for k in ("selection", "heldout", "goemotions")}, indent=2))
 
 
-def _holds_results(path: Path) -> bool:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and "sev_emotion" in (data.get("results") or {})
-
-
 def leaderboard(args: argparse.Namespace) -> None:
+    from emobench.leaderboard.collect import read_row
     from emobench.leaderboard.frontier import load_sweeps
     from emobench.leaderboard.render import collect, render, write_all, write_one
 
@@ -133,7 +126,7 @@ def leaderboard(args: argparse.Namespace) -> None:
             for d in map(Path, args.paths)
             if d.is_dir()
             for p in sorted(d.rglob("*.json"))
-            if not p.name.startswith("results_") and _holds_results(p)
+            if not p.name.startswith("results_") and isinstance(read_row(p), dict)
         ]
         hint = (
             f"; {misnamed[0]} holds results but is not named results_*.json, the only files a "
@@ -164,15 +157,16 @@ def publish(args: argparse.Namespace) -> None:
 def classify(args: argparse.Namespace) -> None:
     from emobench.classify import get_classifier
     from emobench.jsonl import read_jsonl
-    from emobench.scoring.rescore import read_texts
+    from emobench.scoring.rescore import texts_of
 
-    texts = read_texts(args.file, field=args.field)
-    targets = read_texts(args.file, field=args.target_field) if args.target_field else None
+    rows = list(read_jsonl(args.file))
+    texts = texts_of(rows, args.field)
+    targets = texts_of(rows, args.target_field) if args.target_field else None
     # Each output line is its input line with the verdict added, so ids and gold labels travel
     # with it; when a field would be overwritten (a gold `label`), each input line goes whole
     # under "input" instead, for every line of the file alike.
     written = ("label", "probs", "match") if targets is not None else ("label", "probs")
-    records = [record for _, record in read_jsonl(args.file)]
+    records = [record for _, record in rows]
     taken = sorted({f for record in records for f in written if f in record})
     if taken:
         print(

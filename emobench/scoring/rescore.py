@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,14 @@ def _clip(text: str, where: str) -> str:
 
 def read_texts(path: str | Path, field: str = "text") -> list[str]:
     """The `field` of every line of a JSONL file; a line without it fails with file:line."""
+    return texts_of(read_jsonl(path), field)
+
+
+def texts_of(rows: Iterable[tuple[str, dict[str, Any]]], field: str) -> list[str]:
+    """The `field` of each ("file:line", record) of `read_jsonl`, refused by file:line where it
+    is missing."""
     texts = []
-    for where, record in read_jsonl(path):
+    for where, record in rows:
         text = record.get(field)
         if not isinstance(text, str):
             raise DataError(f"{where}: no string field {field!r}")
