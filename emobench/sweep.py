@@ -15,6 +15,7 @@ strength knob, `Controller.strength`) and recommended.json: the best quality-adj
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import subprocess
@@ -49,11 +50,19 @@ def parse_grid(specs: list[str]) -> dict[str, list[str]]:
     return grid
 
 
+def _folder_part(value: str) -> str:
+    """A value as part of a folder name. A path (artifact=...) keeps its last part and a short
+    hash of the whole, so that a/directions and b/directions get folders of their own."""
+    name = Path(value).name
+    if name == value:
+        return value
+    return f"{name}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
+
+
 def run_point(
     out: Path, work: Path, samples: list[int], controller: str, args: dict[str, str], extra: list
 ) -> dict[str, Any]:
-    # A folder name: an argument may be a path (artifact=...), so only its last part is kept.
-    tag = controller + "".join(f"_{k}{Path(str(v)).name}" for k, v in args.items())
+    tag = controller + "".join(f"_{k}{_folder_part(str(v))}" for k, v in args.items())
     cmd = [sys.executable, "-m", "emobench.cli", "--tasks", TASK, "--controller", controller]
     cmd += ["--samples", json.dumps({TASK: samples}), "--output_path", str(work / tag)]
     cmd += ["--log_samples", "--use_cache", str(work / tag / "cache"), *extra]

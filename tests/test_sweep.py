@@ -8,7 +8,7 @@ import pytest
 
 from emobench.discovery.directions import discover_directions
 from emobench.errors import EmoBenchError
-from emobench.sweep import best, parse_grid, slice_indices
+from emobench.sweep import _folder_part, best, parse_grid, slice_indices
 from tests.helpers import emobench, last_line
 
 
@@ -68,3 +68,9 @@ def test_a_bad_grid_point_is_refused_before_any_run(tmp_path):
         )
         assert proc.returncode == 2 and message in last_line(proc), proc.stderr[-2000:]
         assert not (tmp_path / "work").exists()  # no reference run was started
+
+
+def test_two_artifacts_with_one_folder_name_get_work_folders_of_their_own():
+    a, b = _folder_part("runs/a/directions"), _folder_part("runs/b/directions")
+    assert a.startswith("directions-") and b.startswith("directions-") and a != b
+    assert _folder_part("0.5") == "0.5" and _folder_part("12-21") == "12-21"
