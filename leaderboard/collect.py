@@ -20,6 +20,7 @@ from emobench.errors import EmoBenchError
 from emobench.jsonl import json_error
 from emobench.record import finite, foreign_record, given_args, read_record, task_extras
 from emobench.scoring.metrics import task_metrics
+from emobench.scoring.rescore import SAMPLES_SUFFIXES, run_stamp
 
 log = logging.getLogger("emobench.leaderboard")
 
@@ -133,10 +134,9 @@ def _classifier_name(spec: dict[str, Any]) -> str:
 
 def read_row(path: Path) -> dict[str, Any] | str:
     """The leaderboard row of one results file, or why the file has none."""
-    if path.name.startswith("samples_") and path.name.endswith((".jsonl", ".jsonl.gz")):
+    if path.name.startswith("samples_") and path.name.endswith(SAMPLES_SUFFIXES):
         # lm-eval names a run's samples log and results file with one time stamp.
-        stamp = path.name.removesuffix(".gz").removesuffix(".jsonl").rsplit("_", 1)[-1]
-        beside = sorted(path.parent.glob(f"*_{stamp}.json"))
+        beside = sorted(path.parent.glob(f"*_{run_stamp(path)}.json"))
         return "a samples log, not a results file; pass its run's " + (
             str(beside[0]) if beside else "results_*.json"
         )
