@@ -70,17 +70,14 @@ def _journaled(path: Path) -> int:
 
 
 def _replies(out: Path, since: float) -> tuple[int, int] | None:
-    """(generated, taken from the journal) by the run that just ended, from its record."""
+    """(generated, taken from the journal) by the run that just ended, from its record (a
+    controller's sweep runs before `since`)."""
     from emobench.record import read_record
+    from emobench.sweep import newest_results
 
-    written = [
-        p
-        for p in out.rglob("results_*.json")
-        if "sweeps" not in p.relative_to(out).parts and p.stat().st_mtime >= since
-    ]
-    if not written:
+    newest = newest_results(out, since)
+    if newest is None:
         return None
-    newest = max(written, key=lambda p: p.stat().st_mtime)
     replies = (read_record(json.loads(newest.read_text())) or {}).get("replies") or {}
     generated, journal = replies.get("generated"), replies.get("from_journal")
     if isinstance(generated, int) and isinstance(journal, int):
@@ -107,10 +104,6 @@ def time_left(
     )
 
 
-def _controller_args(args: dict[str, Any]) -> list[str]:
-    return ["--controller_args", ",".join(f"{k}={v}" for k, v in args.items())] if args else []
-
-
 def run_main_job(
     output_path: str | Path,
     controllers: list[str] | None = None,
@@ -120,7 +113,7 @@ def run_main_job(
     sweep_items: int = 12,
 ) -> list[dict[str, Any]]:
     from emobench.leaderboard.render import collect, write_all
-    from emobench.sweep import sweep
+    from emobench.sweep import controller_argv, sweep
 
     out = Path(output_path)
     names = controllers or main_job_controllers()
@@ -159,7 +152,7 @@ def run_main_job(
             TASK,
             "--controller",
             name,
-            *_controller_args(args),
+            *controller_argv(args),
             "--output_path",
             str(out),
             "--log_samples",

@@ -10,7 +10,8 @@ reference) on the same docs (12 situations spread over the split x 6 emotions = 
 default), each with a journal under --work so an interrupted sweep resumes, and writes
 sweep.md, sweep.json, sweep.png (accuracy and quality-adjusted accuracy against the controller's
 strength knob, `Controller.strength`) and recommended.json: the best quality-adjusted point
-(ties to the weaker setting), ready to copy into the controller's artifact.
+(ties to the weaker setting), ready to copy into the controller's artifact. A model with no
+quality gate is refused after the first reference run: raw accuracy would choose for it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,19 @@ def _folder_part(value: str) -> str:
     return f"{name}-{hashlib.sha256(value.encode()).hexdigest()[:8]}"
 
 
+def controller_argv(args: dict[str, Any]) -> list[str]:
+    """`--controller_args` for a command line: one key=value word per argument, since a value
+    may hold a comma (layers=12,13)."""
+    return ["--controller_args", *[f"{k}={v}" for k, v in args.items()]] if args else []
+
+
+def newest_results(folder: Path, since: float) -> Path | None:
+    """The results file a run started at `since` wrote under `folder`. lm-eval puts it under
+    a folder named for the model, so a name sort would rank another model's older run first."""
+    written = [p for p in folder.rglob("results_*.json") if p.stat().st_mtime >= since]
+    return max(written, key=lambda p: p.stat().st_mtime) if written else None
+
+
 def run_point(
     out: Path, work: Path, samples: list[int], controller: str, args: dict[str, str], extra: list
 ) -> dict[str, Any]:
@@ -66,16 +81,17 @@ def run_point(
     cmd = [sys.executable, "-m", "emobench.cli", "--tasks", TASK, "--controller", controller]
     cmd += ["--samples", json.dumps({TASK: samples}), "--output_path", str(work / tag)]
     cmd += ["--log_samples", "--use_cache", str(work / tag / "cache"), *extra]
-    if args:
-        cmd += ["--controller_args", *[f"{k}={v}" for k, v in args.items()]]
+    cmd += controller_argv(args)
+    started = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
+    path = newest_results(work / tag, started) if proc.returncode == 0 else None
+    if path is None:
         lines = proc.stderr.strip().splitlines() or ["(no error output)"]
+        said = lines[-1] if proc.returncode != 0 else f"it wrote no results file under {work / tag}"
         raise EmoBenchError(
-            f"the {controller} run at {json.dumps(args)} failed: {lines[-1]} "
-            f"(command: {' '.join(cmd)})"
+            f"the {controller} run at {json.dumps(args)} failed: {said} (command: {' '.join(cmd)})"
         )
-    results = json.loads(sorted((work / tag).rglob("results_*.json"))[-1].read_text())
+    results = json.loads(path.read_text())
     # The committed copy carries metrics only (the samples log quotes SEV text: third-party).
     text = json.dumps(results, indent=2, default=str) + "\n"
     atomic.write_text(out / "runs" / f"{tag}.json", text)
@@ -195,7 +211,16 @@ def sweep(
     out, work = Path(out), Path(work)
     out.mkdir(parents=True, exist_ok=True)
     samples = slice_indices(items, stride)
-    rows = [run_point(out, work, samples, name, {}, extra or []) for name in REFERENCES]
+    rows = [run_point(out, work, samples, REFERENCES[0], {}, extra or [])]
+    if rows[0]["acc_qa"] is None:
+        # Raw accuracy alone would choose the strongest setting, gibberish and all.
+        raise EmoBenchError(
+            f"the {REFERENCES[0]} reference run has no quality-adjusted accuracy, and a sweep "
+            "chooses by it: the model has no quality gate (or measure_fluency is off); "
+            "calibrate one with `emobench calibrate-gate --model_args pretrained=<the model>` "
+            f"and sweep again (runs resume from their journals under {work})"
+        )
+    rows += [run_point(out, work, samples, name, {}, extra or []) for name in REFERENCES[1:]]
     for point in points:
         rows.append(run_point(out, work, samples, controller, point, extra or []))
         print(table(rows[-1:], keys).splitlines()[-1], flush=True)

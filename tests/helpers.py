@@ -30,6 +30,18 @@ def emobench(
     )
 
 
+def calibrated_cache(cache: Path, pretrained: Path) -> dict[str, str]:
+    """Calibrate a quality gate for a model into a cache of its own, as a user would with
+    `emobench calibrate-gate`; the environment that makes runs find it."""
+    env = {"EMOBENCH_CACHE": str(cache)}
+    proc = emobench(
+        *["calibrate-gate", "--model_args", f"pretrained={pretrained}", "--n", "50"], env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert list((cache / "gates").glob("*.json")), proc.stdout
+    return env
+
+
 def strict_json(text: str) -> Any:
     """Parse JSON as JavaScript and jq do: a bare NaN or Infinity is an error."""
 

@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 
 from emobench.mainjob import main_job_controllers, needs_sweep
-from tests.helpers import emobench, journal_lines, last_line, start_interruptible, wait_for_journal
+from tests.helpers import (
+    calibrated_cache,
+    emobench,
+    journal_lines,
+    last_line,
+    start_interruptible,
+    wait_for_journal,
+)
 
 KNOB = "tests.plugins_for_tests:KnobController"
 
@@ -39,9 +46,10 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
         str(out),
         "--model_args",
         f"pretrained={tiny_llama_dir}",
-        "measure_fluency=false",
     ]
-    first = emobench(*args)
+    # A sweep chooses by quality-adjusted accuracy, which needs the model's quality gate.
+    env = calibrated_cache(tmp_path / "cache", tiny_llama_dir)
+    first = emobench(*args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     sweep = json.loads((out / "sweeps" / KNOB / "sweep.json").read_text())
     assert {r["controller"] for r in sweep["rows"]} >= {"none", "prompt", KNOB}
@@ -51,7 +59,7 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     assert float(json.loads(board[0]["controller_args"])["gain"]) == float(chosen)
     assert board[0]["partial"] and board[0]["n"] == 2
     # Run again: every reply comes from the journals, the leaderboard is the same.
-    again = emobench(*args)
+    again = emobench(*args, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 2 replies taken from the journal" in again.stderr
     assert "sweeping" in first.stdout

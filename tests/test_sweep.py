@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
+from pathlib import Path
 
 import pytest
 
 from emobench.discovery.directions import discover_directions
 from emobench.errors import EmoBenchError
-from emobench.sweep import _folder_part, best, parse_grid, slice_indices
-from tests.helpers import emobench, last_line
+from emobench.sweep import (
+    _folder_part,
+    best,
+    controller_argv,
+    newest_results,
+    parse_grid,
+    slice_indices,
+)
+from tests.helpers import calibrated_cache, emobench, last_line
 
 
 def test_grid_and_slice():
@@ -37,12 +48,20 @@ def test_a_real_sweep_on_a_tiny_model(tmp_path, tiny_lm_factory, tiny_llama_dir)
     art = discover_directions(
         lm.model, lm.tokenizer, "tiny", tmp_path / "art", batch_size=6, limit_groups=1
     )
-    proc = emobench(
+    command = [
         *["sweep", "--controller", "steer", "--grid", "alpha=1,4", "--grid", f"artifact={art}"],
         *["--items", "1", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
         *["--model_args", f"pretrained={tiny_llama_dir}", "device=cpu"],
-        timeout=900,
-    )
+    ]
+    # No quality gate for the model: raw accuracy alone would choose, so nothing is chosen.
+    ungated = emobench(*command, env={"EMOBENCH_CACHE": str(tmp_path / "empty")}, timeout=900)
+    assert ungated.returncode == 2, ungated.stderr[-3000:]
+    assert "no quality-adjusted accuracy" in last_line(ungated)
+    assert "emobench calibrate-gate --model_args pretrained=" in last_line(ungated)
+    assert not (tmp_path / "out" / "recommended.json").exists()
+    assert not (tmp_path / "work" / "prompt").exists()  # stopped after the first reference
+    env = calibrated_cache(tmp_path / "cache", tiny_llama_dir)
+    proc = emobench(*command, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert [r["controller"] for r in report["rows"]] == ["none", "prompt", "steer", "steer"]
@@ -51,10 +70,11 @@ def test_a_real_sweep_on_a_tiny_model(tmp_path, tiny_lm_factory, tiny_llama_dir)
     recommended = json.loads((tmp_path / "out" / "recommended.json").read_text())
     assert recommended["alpha"] in (1, 4) and "chosen_by" in recommended  # numbers, as run
     assert recommended["artifact"] == str(art)
+    assert 0.0 <= recommended["acc_qa"] <= 1.0
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 10_000
     assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 4
     (best_line,) = [x for x in proc.stdout.splitlines() if x.startswith("Best quality-adjusted")]
-    assert "; none n/a (no quality gate), prompt n/a (no quality gate)); 6 replies" in best_line
+    assert re.search(r"; none [\d.]+ %, prompt [\d.]+ %\); 6 replies", best_line), best_line
 
 
 def test_a_bad_grid_point_is_refused_before_any_run(tmp_path):
@@ -74,3 +94,31 @@ def test_two_artifacts_with_one_folder_name_get_work_folders_of_their_own():
     a, b = _folder_part("runs/a/directions"), _folder_part("runs/b/directions")
     assert a.startswith("directions-") and b.startswith("directions-") and a != b
     assert _folder_part("0.5") == "0.5" and _folder_part("12-21") == "12-21"
+
+
+def test_a_point_reads_the_results_its_own_run_wrote(tmp_path: Path) -> None:
+    """lm-eval files results under a folder named for the model: another model's older run in
+    the same work folder sorts after this one's by name, and must not be read as it."""
+    old = tmp_path / "embedded__smollm2-135m-instruct" / "results_2026-01-01T00-00-00.json"
+    new = tmp_path / "HuggingFaceTB__SmolLM2-360M-Instruct" / "results_2026-12-07T10-00-00.json"
+    for path in (old, new):
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+    started = time.time()
+    past = started - 3600
+    os.utime(old, (past, past))
+    assert sorted(tmp_path.rglob("results_*.json"))[-1] == old  # what a name sort would read
+    assert newest_results(tmp_path, started - 1) == new
+    assert newest_results(tmp_path, started + 3600) is None
+
+
+def test_a_chosen_setting_reaches_the_controller_as_chosen():
+    """bench passes a sweep's choice on a command line: two arguments stay two, and a value
+    with a comma stays whole."""
+    from emobench.cli import build_parser
+
+    _, subparsers = build_parser()
+    argv = ["--tasks", "sev_emotion", *controller_argv({"alpha": 1, "layers": "12,13"})]
+    args = subparsers["run"].parse_args(argv)
+    assert args.controller_args == {"alpha": 1, "layers": "12,13"}
+    assert controller_argv({}) == []

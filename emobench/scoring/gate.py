@@ -22,7 +22,7 @@ distinct-2 of 0.13), which would wave degenerate text through.
     emobench calibrate-gate [--model_args pretrained=<HF id or dir>] [--n 600]
 
 writes the gate to the user cache (`--out` elsewhere); the embedded model's gate ships with the
-package (emobench/gates/). A model with no gate gets no quality-adjusted accuracy (NaN and a
+package (emobench/scoring/gates/). A model with no gate gets no quality-adjusted accuracy (NaN and a
 warning naming the command), rather than thresholds calibrated on another model's perplexities.
 """
 
