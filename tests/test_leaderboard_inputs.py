@@ -252,3 +252,38 @@ def test_command_with_only_foreign_files_names_them_then_fails(mixed):
         f"{renamed} holds results but is not named results_*.json, the only files a folder is "
         "searched for: rename it, or name it on the command line"
     )
+
+
+def test_a_rescored_run_keeps_its_task_and_its_size(tmp_path, warnings_logged):
+    """`emobench score --results` on a sweep's train-split log makes no row among test runs,
+    and a re-scored --limit run stays partial."""
+    from emobench.scoring.rescore import as_results
+
+    stamp = "2026-12-07T10-00-00.000001"
+    verdicts = {"classifier": {"name": "minilm"}, "n": 6, "acc": 0.5}
+    cases = (("sev_emotion_train", {"original": 2880, "effective": 6}), ("sev_emotion", None))
+    for task, size in cases:
+        folder = tmp_path / task
+        folder.mkdir()
+        samples = folder / f"samples_{task}_{stamp}.jsonl"
+        samples.write_text("")
+        if size:
+            own = {"results": {task: {"acc,classify": 0.1}}, "n-samples": {task: size}}
+            (folder / f"results_{stamp}.json").write_text(json.dumps(own))
+        rescored = as_results(verdicts, samples)
+        assert list(rescored["results"]) == [task]
+        expected = size or {"original": 6, "effective": 6}  # nothing beside it to say otherwise
+        assert rescored["n-samples"] == {task: expected}
+        (folder / f"results_{stamp}_minilm.json").write_text(json.dumps(rescored))
+    assert collect([tmp_path / "sev_emotion_train"]) == []
+    # A --limit run of the test split, re-scored, ranks among partial runs.
+    limited = tmp_path / "limited"
+    limited.mkdir()
+    samples = limited / f"samples_sev_emotion_{stamp}.jsonl.gz"
+    samples.write_bytes(b"")
+    own = json.loads(min(PUBLISHED.glob("results_*[0-9].json")).read_text())
+    own["n-samples"] = {"sev_emotion": {"original": 2880, "effective": 6}}
+    (limited / f"results_{stamp}.json").write_text(json.dumps(own))
+    (limited / f"results_{stamp}_minilm.json").write_text(json.dumps(as_results(verdicts, samples)))
+    rows = collect([limited / f"results_{stamp}_minilm.json"])
+    assert [(r["n"], r["partial"]) for r in rows] == [(6, True)]

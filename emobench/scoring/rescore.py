@@ -163,14 +163,24 @@ def score_samples(
 SAMPLES_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
-def run_stamp(samples_path: str | Path) -> str:
-    """The timestamp a samples log shares with its results file: samples_<task>_<stamp>.jsonl."""
+def _log_name(samples_path: str | Path) -> str:
     name = Path(samples_path).name
     for suffix in sorted(SAMPLES_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return name.rpartition("_")[2]
+            return name[: -len(suffix)]
+    return name
+
+
+def run_stamp(samples_path: str | Path) -> str:
+    """The timestamp a samples log shares with its results file: samples_<task>_<stamp>.jsonl."""
+    return _log_name(samples_path).rpartition("_")[2]
+
+
+def run_task(samples_path: str | Path) -> str | None:
+    """The task a samples log is of (samples_<task>_<stamp>.jsonl), or None for another name."""
+    name = _log_name(samples_path)
+    task = name.removeprefix("samples_").rpartition("_")[0]
+    return task if name.startswith("samples_") and task else None
 
 
 def results_beside(samples_path: str | Path) -> dict[str, Any] | None:
@@ -183,11 +193,14 @@ def results_beside(samples_path: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def as_results(result: dict[str, Any], samples_path: str | Path, task: str = "sev_emotion") -> dict:
-    """A re-scored run in the shape of lm-eval's results file, so the leaderboard can rank it."""
+def as_results(result: dict[str, Any], samples_path: str | Path) -> dict:
+    """A re-scored run in the shape of lm-eval's results file, so the leaderboard can rank it
+    beside the runs of its task, as a full or a partial run as the original was."""
     import time
 
     original = results_beside(samples_path) or {}
+    task = run_task(samples_path) or "sev_emotion"
+    counts = (original.get("n-samples") or {}).get(task) or {}
     metrics = {
         k: result[k]
         for k in ("acc", "acc_match", *BREAKDOWNS, "macro_f1", "confusion")
@@ -206,7 +219,9 @@ def as_results(result: dict[str, Any], samples_path: str | Path, task: str = "se
     )
     out = {
         "results": {task: {f"{k},classify": v for k, v in metrics.items()}},
-        "n-samples": {task: {"original": result["n"], "effective": result["n"]}},
+        "n-samples": {
+            task: {"original": counts.get("original", result["n"]), "effective": result["n"]}
+        },
         "config": {**(original.get("config") or {}), "emobench": record},
         "date": time.time(),
     }
