@@ -31,7 +31,7 @@ from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count
 from emobench.journal import Journal, fingerprint
 from emobench.model_args import flag, parse_controller_args, unknown_argument
-from emobench.record import run_record
+from emobench.record import reply_settings, run_record
 from emobench.reply import Reply
 from emobench.scoring import fluency
 from emobench.scoring.gate import describe, gate_for
@@ -117,6 +117,8 @@ class EmoBenchLM(HFLM):
         self.replies = {"generated": 0, "from_journal": 0}
         self.measure_fluency = flag("measure_fluency", measure_fluency)
         self.fast_decode = flag("fast_decode", fast_decode)
+        # A revision, an adapter or a shorter context gives other replies: another journal key.
+        self.reply_settings = reply_settings(kwargs)
         device = device or loading.default_device()
         cpu_ranks = _cpu_data_parallel(device)
         try:
@@ -176,6 +178,8 @@ class EmoBenchLM(HFLM):
                 if self.model.dtype != torch.float32:
                     # Other precisions give other replies; float32 keeps its older fingerprints.
                     settings["dtype"] = str(self.model.dtype)
+                if self.reply_settings:
+                    settings["model_args"] = self.reply_settings
                 by_kwargs[key] = fingerprint(settings)
             fps.append(by_kwargs[key])
         return fps

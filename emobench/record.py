@@ -67,13 +67,49 @@ def default_classifier_of(metadata: Mapping[str, Any]) -> str:
     return "minilm-ft" if version >= 3 else "minilm"
 
 
+def _given_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config.model_args` of a results file: a dict, or the key=value string lm-eval got."""
+    model_args = config.get("model_args") or {}
+    if isinstance(model_args, str):
+        model_args = dict(p.split("=", 1) for p in model_args.split(",") if "=" in p)
+    return dict(model_args) if isinstance(model_args, Mapping) else {}
+
+
+# Model arguments that leave a run's replies as they are: emobench's own (the controller and the
+# classifier have columns of their own), and where, how fast and how trustingly it runs. `dtype`
+# is read from the loaded model instead, as lm-eval records it.
+NOT_REPLY_SHAPING = frozenset(
+    {
+        "pretrained", "controller", "controller_args", "classifier", "journal",
+        "measure_fluency", "fast_decode", "device", "batch_size", "max_batch_size",
+        "parallelize", "max_memory_per_gpu", "max_cpu_memory", "offload_folder",
+        "trust_remote_code", "logits_cache", "dtype",
+    }
+)  # fmt: skip
+
+
+def reply_settings(model_args: Mapping[str, Any]) -> dict[str, str]:
+    """The model arguments given that can change the replies (a revision, an adapter, a
+    shorter context), as text: runs that differ in them are different runs."""
+    return {k: str(v) for k, v in sorted(model_args.items()) if k not in NOT_REPLY_SHAPING}
+
+
+def model_label(results: Mapping[str, Any], model: str) -> str:
+    """The model as a leaderboard names it: with the settings that make its replies differ from
+    the plain model's (another precision, revision, adapter...)."""
+    config = results.get("config") or {}
+    settings = reply_settings(_given_model_args(config))
+    dtype = str(config.get("model_dtype") or "").removeprefix("torch.")
+    if dtype and dtype != "float32":
+        settings = {"dtype": dtype, **settings}
+    return f"{model} ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else model
+
+
 def foreign_record(results: Mapping[str, Any], task: str) -> dict[str, Any]:
     """What a results file of another lm-eval model says about itself: the model and the
     classifier named in the task's metadata (no controller ran)."""
     config = results.get("config") or {}
-    model_args = config.get("model_args") or {}
-    if isinstance(model_args, str):
-        model_args = dict(p.split("=", 1) for p in model_args.split(",") if "=" in p)
+    model_args = _given_model_args(config)
     metadata = ((results.get("configs") or {}).get(task) or {}).get("metadata") or {}
     return {
         "model": model_args.get("pretrained", config.get("model", "?")),

@@ -18,7 +18,14 @@ from emobench import EMOTIONS, VALENCES
 from emobench.classify import DEFAULT_CLASSIFIER
 from emobench.errors import EmoBenchError
 from emobench.jsonl import json_error
-from emobench.record import finite, foreign_record, given_args, read_record, task_extras
+from emobench.record import (
+    finite,
+    foreign_record,
+    given_args,
+    model_label,
+    read_record,
+    task_extras,
+)
 from emobench.scoring.metrics import task_metrics
 from emobench.scoring.rescore import SAMPLES_SUFFIXES, run_stamp
 
@@ -76,7 +83,7 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
     qa = extras.get("quality_adjusted") or {}
     controller = info.get("controller", {})
     return {
-        "model": info.get("model", "?"),
+        "model": model_label(results, info.get("model", "?")),
         "controller": controller.get("name", "?"),
         # The settings that ran: a controller's resolved defaults (spec "effective") over the
         # arguments the user gave; the full spec stays in the results.

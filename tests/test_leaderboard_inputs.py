@@ -287,3 +287,24 @@ def test_a_rescored_run_keeps_its_task_and_its_size(tmp_path, warnings_logged):
     (limited / f"results_{stamp}_minilm.json").write_text(json.dumps(as_results(verdicts, samples)))
     rows = collect([limited / f"results_{stamp}_minilm.json"])
     assert [(r["n"], r["partial"]) for r in rows] == [(6, True)]
+
+
+def test_runs_of_one_model_with_other_reply_settings_are_rows_of_their_own(tmp_path):
+    """Another precision or revision gives other replies: its run is not the plain model's
+    run, newer or not, and the model column says what differs."""
+    base = json.loads(min(PUBLISHED.glob("results_*[0-9].json")).read_text())
+    variants = {
+        "plain": ({}, "torch.float32"),
+        "bf16": ({}, "torch.bfloat16"),
+        "revision": ({"revision": "abc123", "batch_size": "8"}, "torch.float32"),
+    }
+    for i, (name, (extra, dtype)) in enumerate(variants.items()):
+        results = json.loads(json.dumps(base))
+        results["config"]["model_args"] = {**results["config"]["model_args"], **extra}
+        results["config"]["model_dtype"] = dtype
+        results["date"] = base["date"] + i
+        (tmp_path / f"results_{name}.json").write_text(json.dumps(results))
+    model = base["config"]["emobench"]["model"]
+    assert sorted(r["model"] for r in collect([tmp_path])) == sorted(
+        [model, f"{model} (dtype=bfloat16)", f"{model} (revision=abc123)"]
+    )

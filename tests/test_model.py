@@ -145,6 +145,26 @@ def test_the_journal_separates_emotions_and_controllers(tiny_lm_factory, test_do
     assert set(recorder.calls) == set(EMOTIONS)  # another controller: nothing reused
 
 
+def test_the_journal_separates_model_settings_that_change_replies(
+    tiny_lm_factory, test_docs, tmp_path
+):
+    """A shorter context (or a revision, an adapter) gives other replies: nothing is reused.
+    A batch size only changes how fast they come."""
+    journal = tmp_path / "j.jsonl"
+    docs = test_docs[:6]
+
+    def calls(**settings) -> set[str]:
+        recorder = create_controller("tests.plugins_for_tests:RecordingController")
+        lm = tiny_lm_factory(controller=recorder, journal=str(journal), **settings)
+        lm.generate_until(make_requests(docs))
+        return set(recorder.calls)
+
+    assert calls() == set(EMOTIONS)
+    assert calls(batch_size=3) == set()
+    assert calls(max_length=512) == set(EMOTIONS)
+    assert calls(max_length=512, batch_size=2) == set()
+
+
 def test_device_defaults_to_cpu_without_a_gpu(tiny_lm_factory):
     lm = tiny_lm_factory(device=None)  # no device given: emobench chooses
     assert lm.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
