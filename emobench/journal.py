@@ -3,7 +3,8 @@
 lm-eval's own --use_cache keys replies on the request text, which is the same for the six target
 emotions of one situation (only the controller differs), so it would hand one emotion's reply to
 another. The journal keys on the doc key and a fingerprint of everything that shapes the reply
-(model, controller spec, generation settings), one JSON line per reply, appended as each is made.
+(model, its precision and model arguments that change replies, controller spec, generation
+settings), one JSON line per reply, appended as each is made.
 
 Each reply is appended with a single `os.write` of one complete line on an O_APPEND descriptor:
 the kernel places every such write at the current end of the file, whole, so two processes
@@ -137,3 +138,28 @@ class Journal:
         finally:
             os.close(fd)
         self.entries[(key, fp)] = text
+
+
+def kw_key(gen_kwargs: dict[str, Any]) -> str:
+    """Generation settings as a key: the same settings in another order are the same key."""
+    return json.dumps(gen_kwargs, sort_keys=True, default=str)
+
+
+class JournalHook:
+    """Receives each reply as HFLM finishes it and appends it to the journal under its doc key."""
+
+    def __init__(
+        self, journal: Journal, keys: dict[tuple[str, str], list[tuple[str, str]]]
+    ) -> None:
+        self.journal = journal
+        self.keys = keys
+        self.unmatched = 0
+
+    def add_partial(self, attr: str, req: tuple, res: Any) -> None:
+        queue = self.keys.get((req[0], kw_key(req[1])))
+        if not queue:
+            # A reply the journal cannot place is still returned; it is only not resumable.
+            self.unmatched += 1
+            return
+        key, fp = queue.pop(0)
+        self.journal.add(key, fp, res)

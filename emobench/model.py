@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -27,9 +26,10 @@ from emobench import EMOTIONS, decode, loading
 from emobench.chat import base_messages, render
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.controller import Controller, create_controller
+from emobench.data import user_message
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count
-from emobench.journal import Journal, fingerprint
+from emobench.journal import Journal, JournalHook, fingerprint, kw_key
 from emobench.model_args import flag, parse_controller_args, unknown_argument
 from emobench.record import reply_settings, run_record
 from emobench.reply import Reply
@@ -59,28 +59,14 @@ def _cpu_data_parallel(device: str) -> bool:
     return True
 
 
-def _kw_key(gen_kwargs: dict[str, Any]) -> str:
-    return json.dumps(gen_kwargs, sort_keys=True, default=str)
-
-
-class _JournalHook:
-    """Receives each reply as HFLM finishes it and appends it to the journal under its doc key."""
-
-    def __init__(
-        self, journal: Journal, keys: dict[tuple[str, str], list[tuple[str, str]]]
-    ) -> None:
-        self.journal = journal
-        self.keys = keys
-        self.unmatched = 0
-
-    def add_partial(self, attr: str, req: tuple, res: Any) -> None:
-        queue = self.keys.get((req[0], _kw_key(req[1])))
-        if not queue:
-            # A reply the journal cannot place is still returned; it is only not resumable.
-            self.unmatched += 1
-            return
-        key, fp = queue.pop(0)
-        self.journal.add(key, fp, res)
+def _prompt_changed(key: Any) -> EmoBenchError:
+    return EmoBenchError(
+        f"lm-eval changed the prompt of doc {key!r} (--system_instruction, "
+        "--apply_chat_template, --num_fewshot, or a task's description): the emobench model "
+        "builds each SEV chat from the doc itself, so the change would be recorded but never "
+        "sent; drop it, and ask for a system turn through a controller (--controller prompt "
+        "--controller_args 'template=... {emotion} ...')"
+    )
 
 
 @register_model("emobench")
@@ -168,7 +154,7 @@ class EmoBenchLM(HFLM):
         by_kwargs: dict[str, str] = {}
         fps = []
         for req in requests:
-            key = _kw_key(req.args[1])
+            key = kw_key(req.args[1])
             if key not in by_kwargs:
                 settings = {
                     "model": self.pretrained_name,
@@ -191,9 +177,9 @@ class EmoBenchLM(HFLM):
             return
         keys: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for req, fp in zip(rewritten, fps, strict=True):
-            keys.setdefault((req.args[0], _kw_key(req.args[1])), []).append((req.doc["key"], fp))
+            keys.setdefault((req.args[0], kw_key(req.args[1])), []).append((req.doc["key"], fp))
         inner = self.cache_hook
-        self.cache_hook = hook = _JournalHook(self.journal, keys)
+        self.cache_hook = hook = JournalHook(self.journal, keys)
         try:
             yield
         finally:
@@ -275,6 +261,8 @@ class EmoBenchLM(HFLM):
                     f"doc {doc.get('key', i)!r} has target_emotion {emotion!r}; "
                     f"known emotions: {', '.join(EMOTIONS)}"
                 )
+            if emotion is not None and req.args[0] != user_message(doc["scenario"], doc["event"]):
+                raise _prompt_changed(doc.get("key", i))
             groups.setdefault(emotion, []).append(i)
         if not self._scoped() and len(groups) > 1:
             merged = [i for emotion, idxs in groups.items() if emotion is not None for i in idxs]

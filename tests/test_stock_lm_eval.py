@@ -131,3 +131,20 @@ def test_the_controller_in_model_args_is_the_one_that_runs(tmp_path, tiny_llama_
     assert json.loads(results_file.read_text())["config"]["emobench"]["controller"]["name"] == (
         "prompt"
     )
+
+
+@pytest.mark.parametrize(
+    "flag", [["--system_instruction", "Reply in French."], ["--apply_chat_template"]]
+)
+def test_a_prompt_lm_eval_would_change_is_refused_not_ignored(tmp_path, tiny_llama_dir, flag):
+    """The emobench model builds each SEV chat itself: a flag that changes lm-eval's prompt
+    would be recorded in the results and never sent, so the run stops before generating."""
+    task_file = emobench("tasks-path", "sev_emotion").stdout.strip()
+    proc = lm_eval(
+        *["run", "--model", "emobench", "--tasks", task_file, "--limit", "1"],
+        *["--model_args", f"pretrained={tiny_llama_dir},measure_fluency=false", "--device", "cpu"],
+        *["--output_path", str(tmp_path), *flag],
+    )
+    assert proc.returncode != 0
+    assert "lm-eval changed the prompt of doc 'work_test_00__positive__anger'" in proc.stderr
+    assert not list(tmp_path.rglob("results_*.json"))
