@@ -183,18 +183,20 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 def ranking_of(row: dict[str, Any]) -> str:
-    partial = "partial runs (--limit), not comparable with full runs"
+    # A --limit run reads the first n docs: runs of another size saw other docs.
+    partial = f"partial runs of {row['n']} docs (--limit), not comparable with other sizes"
     return f"{TASK}, scored by {row['classifier']}, {partial if row['partial'] else 'full runs'}"
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows grouped into rankings (full before partial, then the default classifier before
-    others) and ranked within each by expression accuracy, ties sharing a rank; a row without
-    accuracy comes last."""
+    """Rows grouped into rankings (full before partial, larger partial runs first, then the
+    default classifier before others) and ranked within each by expression accuracy, ties
+    sharing a rank; a row without accuracy comes last."""
     ordered = sorted(
         rows,
         key=lambda r: (
             r["partial"],
+            -(r["n"] or 0) if r["partial"] else 0,
             r["classifier"].split("@")[0] != DEFAULT_CLASSIFIER,
             r["classifier"],
             r["acc"] is None,

@@ -83,6 +83,16 @@ def test_partial_run_is_ranked_apart_even_when_it_scores_higher(tmp_path: Path) 
     assert markdown.index("full runs") < markdown.index("partial runs")
 
 
+def test_partial_runs_of_different_sizes_are_ranked_apart(tmp_path: Path) -> None:
+    """A --limit 2 run read other docs than a --limit 4 run: neither outranks the other."""
+    full = published()
+    runs = [as_partial(full[0], 4, 0.25), as_partial(full[1], 2, 0.0), as_partial(full[2], 2, 0.5)]
+    rows = collect([write(tmp_path / "runs", runs)])
+    by_size = {r["n"]: r["ranking"] for r in rows}
+    assert len(set(by_size.values())) == 2 and "partial runs of 4 docs" in by_size[4]
+    assert [(r["n"], r["rank"]) for r in rows] == [(4, 1), (2, 1), (2, 2)]
+
+
 def test_rows_of_different_classifier_heads_never_share_a_ranking(tmp_path: Path) -> None:
     full = published()
     other = [with_head(r, "f" * 64, accuracy(r)) for r in full[:2]]
