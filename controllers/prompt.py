@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emobench.controller import Controller
+from emobench.errors import EmoBenchError
 
 SYSTEM_TEMPLATE = "Always reply in {emotion}.\nKeep the reply to at most two sentences."
 
@@ -14,7 +15,10 @@ class PromptController(Controller):
 
     def __init__(self, template: str = SYSTEM_TEMPLATE) -> None:
         if "{emotion}" not in template:
-            raise ValueError("template must contain the placeholder {emotion}")
+            raise EmoBenchError(
+                f"prompt: template={template!r} must contain the placeholder {{emotion}} "
+                "(for example template='Reply in {emotion}.')"
+            )
         self.template = template
 
     def messages(self, doc: dict[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:

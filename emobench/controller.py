@@ -18,6 +18,9 @@ and register it in your package's pyproject.toml:
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import inspect
 import json
 import math
 from collections.abc import Iterator
@@ -95,9 +98,25 @@ class Controller:
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "args": dict(getattr(self, "args", {})),
             "given": dict(getattr(self, "given", {})),
+            "changed": dict(getattr(self, "changed", {})),
             "generation_kwargs": self.generation_kwargs(),
             "emobench_version": __version__,
+            # In the journal's key too: replies of the code before an edit are not handed to the
+            # code after it (a plugin under development, installed editable).
+            "code_sha256": code_sha256(type(self)),
         }
+
+
+@functools.cache
+def code_sha256(cls: type) -> str | None:
+    """A short hash of the source file that defines a controller class (None without one)."""
+    try:
+        path = inspect.getsourcefile(cls)
+    except TypeError:
+        return None
+    if not path or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def finite_number(controller: str, name: str, value: Any) -> float:

@@ -45,6 +45,20 @@ def main_job_controllers() -> list[str]:
     return names
 
 
+def _construct_all(names: list[str]) -> None:
+    """Build every controller before the first run: one whose constructor fails would otherwise
+    stop the job when its turn came, hours in."""
+    for name in names:
+        try:
+            create_controller(name)
+        except EmoBenchError as exc:
+            others = ",".join(n for n in names if n != name)
+            raise EmoBenchError(
+                f"{exc}; no run started: mend that controller, or leave it out "
+                f"(--controllers {others})"
+            ) from exc
+
+
 def needs_sweep(name: str) -> dict[str, list[str]] | None:
     """The controller's sweep grid when it has one and no recommended setting to run at."""
     grid = getattr(load_class(CONTROLLERS, name), "sweep_grid", None)
@@ -124,6 +138,7 @@ def run_main_job(
             f"--controllers: {', '.join(unknown)} not installed; installed: "
             f"{', '.join(installed(CONTROLLERS))}"
         )
+    _construct_all(names)
     shared = ["--model_args", *model_args] if model_args else []
     if batch_size:
         shared += ["--batch_size", str(batch_size)]

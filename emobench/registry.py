@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import traceback
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -104,16 +105,41 @@ def bound_arguments(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
+def changed_arguments(cls: type, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that differ from the constructor's defaults: `alpha=4` given where 4 is
+    the default is the same setting as nothing given."""
+    if cls.__init__ is object.__init__:
+        return {}
+    params = inspect.signature(cls.__init__).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not p.empty}
+
+    def same(key: str, value: Any) -> bool:
+        try:
+            return key in defaults and bool(defaults[key] == value)
+        except Exception:  # a value that cannot say whether it equals the default differs
+            return False
+
+    return {k: v for k, v in args.items() if not same(k, v)}
+
+
+def _where(exc: BaseException) -> str:
+    """Where a constructor raised: the one-line error would otherwise hide the plugin's line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+
+
 def create(group: str, name: str, **kwargs: Any) -> Any:
     """Instantiate a plugin and record the arguments it was built with: ``plugin.args`` with
-    defaults filled in, ``plugin.given`` as passed."""
+    defaults filled in, ``plugin.given`` as passed, ``plugin.changed`` those not at their
+    default."""
     cls = load_class(group, name)
     args = bound_arguments(cls, kwargs)
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise PluginLoadError(f"{_KIND.get(group, 'plugin')} {name!r}: {exc}") from exc
+        raise PluginLoadError(f"{_KIND.get(group, 'plugin')} {name!r}: {exc}{_where(exc)}") from exc
     obj.registry_name = name
     obj.args = args
     obj.given = dict(kwargs)
+    obj.changed = changed_arguments(cls, args)
     return obj

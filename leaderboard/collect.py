@@ -86,9 +86,10 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         "model": model_label(results, info.get("model", "?")),
         "controller": controller.get("name", "?"),
         # The settings that ran: a controller's resolved defaults (spec "effective") over the
-        # arguments the user gave; the full spec stays in the results.
+        # arguments not at their default (older records: as given); the full spec stays in the
+        # results.
         "controller_args": json.dumps(
-            {**given_args(controller, info), **(controller.get("effective") or {})},
+            {**_changed(controller, info), **(controller.get("effective") or {})},
             sort_keys=True,
         ),
         "classifier": _classifier_name(info.get("classifier", {})),
@@ -108,6 +109,11 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         "date": results.get("date"),
         "file": source,
     }
+
+
+def _changed(controller: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    changed = controller.get("changed")
+    return dict(changed) if isinstance(changed, dict) else given_args(controller, info)
 
 
 def _field(record: Any, key: str) -> Any:

@@ -148,3 +148,12 @@ class DeferringPromptController(PromptController):
 
     def task_scope(self, model: Any):
         return super().task_scope(model)
+
+
+class BrokenInitController(Controller):
+    """Imports fine, fails to construct: a plugin with a bug in its constructor."""
+
+    name = "broken-init"
+
+    def __init__(self, level: str = "x") -> None:
+        self.level = int(level)

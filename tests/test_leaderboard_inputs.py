@@ -308,3 +308,22 @@ def test_runs_of_one_model_with_other_reply_settings_are_rows_of_their_own(tmp_p
     assert sorted(r["model"] for r in collect([tmp_path])) == sorted(
         [model, f"{model} (dtype=bfloat16)", f"{model} (revision=abc123)"]
     )
+
+
+def test_a_default_given_by_hand_is_the_same_row(tmp_path):
+    """`template=<the default>` ran what no argument runs: one row, the newer run's."""
+    base = json.loads(min(PUBLISHED.glob("results_*[0-9].json")).read_text())
+    spec = base["config"]["emobench"]["controller"]
+    by_hand = json.loads(json.dumps(base))
+    by_hand["config"]["emobench"]["controller"] |= {"given": spec["args"], "changed": {}}
+    by_hand["date"] = base["date"] + 1
+    changed = json.loads(json.dumps(base))
+    changed["config"]["emobench"]["controller"] |= {
+        "given": {"template": "Be {emotion}."},
+        "changed": {"template": "Be {emotion}."},
+    }
+    for name, results in (("plain", base), ("by_hand", by_hand), ("changed", changed)):
+        (tmp_path / f"results_{name}.json").write_text(json.dumps(results))
+    rows = collect([tmp_path])
+    assert sorted(r["controller_args"] for r in rows) == ['{"template": "Be {emotion}."}', "{}"]
+    assert [r["date"] for r in rows if r["controller_args"] == "{}"] == [by_hand["date"]]

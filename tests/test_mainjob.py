@@ -153,3 +153,18 @@ def test_a_broken_plugin_stops_bench_with_the_way_around_it(tmp_path: Path) -> N
     working = ",".join(main_job_controllers())
     assert message.endswith(f"or name the ones to run, e.g. --controllers {working}"), message
     assert not (tmp_path / "job").exists()
+
+
+def test_a_controller_that_fails_to_construct_stops_bench_before_any_run(tmp_path: Path) -> None:
+    """Its turn would come after the others' runs, hours in: it is found before the first."""
+    broken = "tests.plugins_for_tests:BrokenInitController"
+    out = tmp_path / "job"
+    proc = emobench("bench", "--controllers", f"none,{broken}", "--output_path", str(out))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = last_line(proc)
+    assert f"controller '{broken}': invalid literal for int()" in message
+    assert "(raised at " + str(Path(__file__).with_name("plugins_for_tests.py")) + ":" in message
+    assert message.endswith(
+        "no run started: mend that controller, or leave it out (--controllers none)"
+    )
+    assert not out.exists() or not any(out.iterdir())

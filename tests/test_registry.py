@@ -1,7 +1,7 @@
 import pytest
 
 from emobench.controller import create_controller
-from emobench.errors import PluginLoadError, UnknownPluginError
+from emobench.errors import EmoBenchError, PluginLoadError, UnknownPluginError
 from emobench.registry import CLASSIFIERS, CONTROLLERS, installed
 
 
@@ -29,6 +29,29 @@ def test_spec_records_arguments_with_defaults():
     assert spec["args"]["template"].startswith("Always reply in {emotion}.")
     custom = create_controller("prompt", template="Be {emotion}.")
     assert custom.spec()["args"] == {"template": "Be {emotion}."}
+    # A default given by hand is the same setting as nothing given: one leaderboard row.
+    assert spec["changed"] == {} and custom.spec()["changed"] == {"template": "Be {emotion}."}
+    same = create_controller("prompt", template=spec["args"]["template"]).spec()
+    assert same["given"] == {"template": spec["args"]["template"]} and same["changed"] == {}
+
+
+def test_the_spec_changes_with_the_controller_code(tmp_path, monkeypatch):
+    """A plugin edited between two runs (an editable install) records another code hash, and
+    the journal, which keys on the spec, does not hand the new code the old code's replies."""
+    import importlib
+
+    from emobench.controller import code_sha256
+
+    module = tmp_path / "edited_plugin.py"
+    source = "from emobench.controller import Controller\n\nclass Edited(Controller):\n"
+    module.write_text(source + "    name = 'edited'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = create_controller("edited_plugin:Edited").spec()
+    module.write_text(source + "    name = 'edited'\n    # a new line of code\n")
+    importlib.reload(importlib.import_module("edited_plugin"))
+    second = create_controller("edited_plugin:Edited").spec()
+    assert first["code_sha256"] and first["code_sha256"] != second["code_sha256"]
+    assert code_sha256(int) is None  # a built-in class has no source file
 
 
 def test_a_controller_without_arguments_records_none():
@@ -40,8 +63,11 @@ def test_a_controller_without_arguments_records_none():
 def test_bad_arguments_name_the_accepted_ones():
     with pytest.raises(PluginLoadError, match="does not take argument"):
         create_controller("prompt", alpha=3)
-    with pytest.raises(PluginLoadError, match="placeholder"):
+    with pytest.raises(EmoBenchError, match=r"template='no placeholder' must contain the placeh"):
         create_controller("prompt", template="no placeholder")
+    # A bug in a constructor (not a refusal) says where it was raised.
+    with pytest.raises(PluginLoadError, match=r"\(raised at .*plugins_for_tests.py:\d+\)$"):
+        create_controller("tests.plugins_for_tests:BrokenInitController")
 
 
 def test_module_path_plugins_load():
