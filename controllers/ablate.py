@@ -1,8 +1,8 @@
 """`ablate`: zero a set of MLP neurons (knock-out), with any task.
 
-The set is an attribute's top neurons from `emobench discover attributes` (`attribute=valence,
+The set is an attribute's top neurons from `emobench discover attributes` (`attribute=valence
 top=100`), a random control of the same size with the same count in every layer (`attribute=
-valence, random=<seed>`), or named neurons (`neurons="12:345,20:7"`, layer:index). The neurons'
+valence random=<seed>`), or named neurons (`neurons=12:345,20:7`, layer:index). The neurons'
 activations (the input of each block's MLP down projection) are set to zero at every position,
 for generation (whatever the target emotion) and for log-likelihood tasks alike: an ablation
 needs no target, so it also runs emotion-inference tasks.

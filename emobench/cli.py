@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ from emobench.errors import EmoBenchError
 from emobench.model_args import plain_value
 
 log = logging.getLogger("emobench")
+
+
+# ",name=" inside a value: a second argument joined to the first (attribute=valence,top=100),
+# never a value of its own (neurons=12:345,20:7 and templates with commas have no "=" after one).
+_JOINED = re.compile(r",\s*(?=[A-Za-z_]\w*=)")
 
 
 class KeyValueArgs(argparse.Action):
@@ -49,6 +55,12 @@ class KeyValueArgs(argparse.Action):
                     put(key, value)
                 continue
             key, eq, value = item.partition("=")
+            if eq and _JOINED.search(value):
+                parser.error(
+                    f"argument {option_string}: {item!r} holds several key=value pairs joined "
+                    f"by commas; give each as its own word: {' '.join(_JOINED.split(item))} "
+                    "(a value that does hold ',name=' goes in a JSON object)"
+                )
             if not eq or not key:
                 parser.error(
                     f"argument {option_string}: expected key=value, got {item!r} "
@@ -273,7 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     # As lm_eval does: flags with no subcommand mean `run`.
     if argv and argv[0] not in commands and argv[0] not in ("-h", "--help"):
         argv.insert(0, "run")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ValueError as exc:
+        # lm-eval's --model_args action raises instead of calling parser.error.
+        message = str(exc)
+        if message.startswith("Invalid JSON: "):
+            given = message.removeprefix("Invalid JSON: ").partition(". Hint:")[0]
+            message = (
+                f"{given}: lm-eval reads no JSON inside key=value pairs; give all of "
+                """--model_args as one JSON object (--model_args '{"controller_args": """
+                """{"alpha": 5}}'), or the controller's with --controller_args alpha=5"""
+            )
+        print(f"emobench: error: --model_args {message}", file=sys.stderr)
+        return 2
     setup_logging()
     _log_like_lm_eval()
     if args.command in ("ls", "validate"):

@@ -275,6 +275,18 @@ def test_controller_args_keep_braces_and_spaces(tmp_path):
     assert parser.parse_args(
         ["run", "--controller_args", "alpha=1", "alpha=1"]
     ).controller_args == {"alpha": 1}
+    # Commas inside a value stay (a list of neurons); a second key=value after one is a slip
+    # that would otherwise become part of the first value.
+    args = parser.parse_args(["run", "--controller_args", "neurons=12:345,20:7"])
+    assert args.controller_args == {"neurons": "12:345,20:7"}
+    joined = "attribute=valence,top=100, artifact=/tmp/a"
+    proc = emobench("--tasks", "sev_emotion", "--controller", "ablate", "--controller_args", joined)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert last_line(proc).endswith(
+        f"argument --controller_args: {joined!r} holds several key=value pairs joined by commas; "
+        "give each as its own word: attribute=valence top=100 artifact=/tmp/a (a value that does "
+        "hold ',name=' goes in a JSON object)"
+    )
 
 
 def test_model_args_typos_and_bad_flags_are_one_line_errors(tiny_llama_dir):
@@ -294,6 +306,13 @@ def test_model_args_typos_and_bad_flags_are_one_line_errors(tiny_llama_dir):
             f"emobench: error: --model_args fast_decode={value}: not a yes/no value; "
             "use fast_decode=true or fast_decode=false"
         )
+    # JSON inside key=value pairs: lm-eval's parser raises; the user reads one line.
+    proc = emobench(*common, "--model_args", 'controller_args={"alpha":5}')
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert last_line(proc).startswith(
+        'emobench: error: --model_args controller_args={"alpha":5}: lm-eval reads no JSON inside '
+        "key=value pairs; give all of --model_args as one JSON object"
+    )
     assert [flag("f", v) for v in ("off", "No", "0", False, "on", "TRUE", 1, True)] == [
         False,
         False,
