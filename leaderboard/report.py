@@ -9,6 +9,7 @@ Content-Security-Policy that allows no script stands behind that."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import zlib
 from importlib.resources import files
@@ -18,9 +19,12 @@ from typing import Any
 from emobench.leaderboard.collect import TASK, rankings
 
 from emobench import EMOTIONS
+from emobench.errors import DataError
 from emobench.jsonl import open_bytes
 from emobench.record import read_record, task_extras
 from emobench.scoring.rescore import SAMPLES_SUFFIXES, results_beside
+
+logger = logging.getLogger("emobench.leaderboard")
 
 SAMPLES_PER_EMOTION = 2
 # Replies are capped at 100 tokens by the task; this bounds the report if a log holds more.
@@ -181,7 +185,11 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
     read_as = "read as"
     if samples and record.get("rescored_from"):
         # The samples log holds the verdicts made when the run ran, not the re-scoring's.
-        original = read_record(results_beside(log) or {}) or {}
+        try:
+            original = read_record(results_beside(log) or {}) or {}
+        except DataError as exc:
+            logger.warning("%s; its samples are labelled as the run's own classifier's", exc)
+            original = {}
         by = (original.get("classifier") or {}).get("name") or "the run's own classifier"
         now = (record.get("classifier") or {}).get("name") or "another classifier"
         read_as = f"read as by {by}"

@@ -84,6 +84,28 @@ def test_a_published_run_is_rescored_and_reported_from_its_gzipped_log(limit_run
 
 
 @pytest.mark.integration
+def test_rescoring_names_a_damaged_results_file_and_a_missing_gate(limit_run, tmp_path):
+    """The results file beside a samples log says which model (and gate) made it: a damaged
+    one is named, not taken for a missing one; with none, the missing measure is said."""
+    log = _one(limit_run, "samples_sev_emotion_*.jsonl")
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(log, alone)
+    proc = emobench("score", str(alone / log.name), "--classifier", "minilm")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (
+        "no quality-adjusted accuracy: no emobench results file beside it names the model "
+        "whose gate applies; pass --gate FILE"
+    ) in proc.stderr
+    damaged = alone / _one(limit_run, "results_*.json").name
+    damaged.write_text('{"results": ')
+    proc = emobench("score", str(alone / log.name), "--classifier", "minilm")
+    assert proc.returncode == 2 and last_line(proc).startswith(
+        f"emobench: error: {damaged}: not valid JSON"
+    )
+
+
+@pytest.mark.integration
 def test_a_run_without_its_samples_log_is_refused(limit_run, tmp_path):
     lone = tmp_path / "lone"
     lone.mkdir()

@@ -12,7 +12,7 @@ from typing import Any
 from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.errors import DataError
-from emobench.jsonl import read_jsonl
+from emobench.jsonl import json_error, read_jsonl
 from emobench.record import QA_KEYS, given_args, read_record
 from emobench.scoring.gate import QualityGate, describe, gate_for
 from emobench.scoring.metrics import BREAKDOWNS, QUALITY, aggregate, cohen_kappa, sample_metrics
@@ -144,6 +144,14 @@ def score_samples(
         q["ppl"] = p
     if gate is None and run.get("model"):
         gate = gate_for(run["model"])
+    if gate is None:
+        log.warning(
+            "%s: no quality-adjusted accuracy: %s; pass --gate FILE",
+            path,
+            f"no quality gate for {run['model']}"
+            if run.get("model")
+            else "no emobench results file beside it names the model whose gate applies",
+        )
     result = summarize(docs, labels, qualities, gate, tuple(classifier.labels), matches)
     result["classifier"] = classifier.spec()
     result["per_sample"] = [
@@ -184,13 +192,21 @@ def run_task(samples_path: str | Path) -> str | None:
 
 
 def results_beside(samples_path: str | Path) -> dict[str, Any] | None:
-    """The lm-eval results file written with a samples log (same timestamp), if it is there."""
+    """The lm-eval results file written with a samples log (same timestamp), if it is there;
+    a damaged one is an error that names it, not a file that is not there."""
     path = Path(samples_path)
     candidate = path.with_name(f"results_{run_stamp(path)}.json")
-    if candidate.is_file():
-        with contextlib.suppress(json.JSONDecodeError, OSError):
-            return json.loads(candidate.read_text())
-    return None
+    if not candidate.is_file():
+        return None
+    try:
+        results = json.loads(candidate.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{candidate}: not valid JSON ({json_error(exc)})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{candidate}: unreadable ({exc})") from exc
+    if not isinstance(results, dict):
+        raise DataError(f"{candidate}: not an lm-eval results file (no JSON object)")
+    return results
 
 
 def as_results(result: dict[str, Any], samples_path: str | Path) -> dict:
