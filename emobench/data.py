@@ -89,7 +89,14 @@ def _download(split: str, dest: Path) -> Path:
     partial = dest.with_suffix(".part")
     partial.write_bytes(payload)
     # Validate before the file takes its final name, so a bad download is never cached.
-    load_skeletons(partial)
+    try:
+        load_skeletons(partial)
+    except DataError as exc:
+        partial.unlink(missing_ok=True)
+        raise DataError(
+            f"the download of {url} is not the SEV {split} split ({exc}); nothing was cached: "
+            f"set EMOBENCH_SEV_DIR to a directory holding {SPLIT_FILES[split]}"
+        ) from exc
     partial.replace(dest)
     return dest
 

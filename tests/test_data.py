@@ -115,9 +115,10 @@ def test_download_validates_then_caches(tmp_path, monkeypatch, sev_dir):
     assert path == tmp_path / "cache" / "sev" / "test.jsonl"
     assert len(load_docs("test")) == 2880
 
-    with pytest.raises(DataError, match="not valid JSON"):
+    with pytest.raises(DataError, match="not valid JSON") as err:
         resolve_split("train")
-    assert not (tmp_path / "cache" / "sev" / "train.jsonl").exists()  # a bad download is not cached
+    assert str(err.value).startswith(f"the download of {mirror.as_uri()}/sev.jsonl is not the SEV")
+    assert list((tmp_path / "cache" / "sev").iterdir()) == [path]  # nothing of it is left
 
 
 def test_unreachable_upstream_says_to_set_the_env(tmp_path, monkeypatch):
