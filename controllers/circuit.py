@@ -115,7 +115,6 @@ def modulation_hooks(
 
 class CircuitController(ArtifactController):
     name = "circuit"
-    strength = "lam"
     kind = "emotion-circuit"
     shipped = "circuit"
     sweep_grid: ClassVar[dict[str, list[Any]]] = {"lam": [0.5, 1, 2, 3, 4]}

@@ -167,18 +167,10 @@ def last_position(hidden: torch.Tensor) -> torch.Tensor:
     Under left padding (emobench generates and reads activations left-padded) this is each
     row's last prompt token in the prefill pass, and the token just generated in every later
     pass with a KV cache (seq = 1). With right padding it would be a pad token for every row
-    shorter than the longest: `require_left_padding` guards that.
+    shorter than the longest, so every batch emobench makes is left-padded: HFLM's for
+    generation and `discovery.activations` for reading.
     """
     return hidden[:, -1]
-
-
-def require_left_padding(tokenizer: Any, who: str) -> None:
-    side = getattr(tokenizer, "padding_side", "left")
-    if side != "left":
-        raise EmoBenchError(
-            f"{who} edits the last position, which is a prompt token only under left padding; "
-            f"the tokenizer pads on the {side}: set tokenizer.padding_side = 'left'"
-        )
 
 
 def resolve(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:

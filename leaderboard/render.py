@@ -7,15 +7,13 @@ import csv
 import io
 import json
 import math
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 from emobench.leaderboard.collect import COLUMNS, collect, rankings
 from tabulate import tabulate
 
-from emobench import EMOTIONS, VALENCES
+from emobench import EMOTIONS, VALENCES, atomic
 from emobench.errors import EmoBenchError
 from emobench.report import percent
 
@@ -121,18 +119,6 @@ def render_json(rows: list[dict[str, Any]]) -> str:
     return json.dumps(_json_safe(rows), indent=2, allow_nan=False) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write under a temporary name beside `path`, then rename: never a half-written file."""
-    # Not mkstemp: that makes the file private, these are for sharing (the umask decides).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # gone after a successful replace
-
-
 def _out_dir(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -171,7 +157,7 @@ def write_one(text: str, path: str | Path) -> None:
     if path.is_dir():
         raise EmoBenchError(f"-o {path} is a directory; pass a file name (or use --out DIR)")
     try:
-        _write_atomic(path, text if text.endswith("\n") else text + "\n")
+        atomic.write_text(path, text if text.endswith("\n") else text + "\n")
     except OSError as exc:
         raise EmoBenchError(
             f"-o {path}: cannot write ({exc.strerror or exc}); pass a writable path"
@@ -196,7 +182,7 @@ def write_all(
         }
         for name, text in rendered.items():
             try:
-                _write_atomic(folder / name, text)
+                atomic.write_text(folder / name, text)
             except OSError as exc:
                 raise EmoBenchError(
                     f"cannot write {folder / name} ({exc.strerror or exc}); "

@@ -7,8 +7,9 @@ import pytest
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from emobench.errors import DataError
+from emobench.jsonl import read_jsonl
 from emobench.scoring.metrics import cohen_kappa, confusion, macro_f1
-from emobench.scoring.rescore import MAX_CHARS, read_samples, read_texts
+from emobench.scoring.rescore import MAX_CHARS, read_samples, texts_of
 from tests.helpers import emobench, last_line
 
 LABELS = ["anger", "sadness", "happiness", "neutral"]
@@ -34,25 +35,25 @@ def _sk_macro(t, p):
     return f1_score(t, p, labels=present, average="macro", zero_division=0)
 
 
-def test_read_texts_errors_name_file_and_line(tmp_path):
+def test_reading_texts_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"text": oops}\n')
     with pytest.raises(DataError, match=rf"{bad}:2: not valid JSON"):
-        read_texts(bad)
+        texts_of(read_jsonl(bad), "text")
     missing = tmp_path / "missing.jsonl"
     missing.write_text('{"txt": "fine"}\n')
     with pytest.raises(DataError, match=rf"{missing}:1: no string field 'text'"):
-        read_texts(missing)
+        texts_of(read_jsonl(missing), "text")
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     with pytest.raises(DataError, match="empty"):
-        read_texts(empty)
+        texts_of(read_jsonl(empty), "text")
 
 
 def test_huge_text_is_truncated_with_a_warning(tmp_path, caplog):
     big = tmp_path / "big.jsonl"
     big.write_text(json.dumps({"text": "furious " * 12_500}) + "\n")  # 100,000 characters
-    (text,) = read_texts(big)
+    (text,) = texts_of(read_jsonl(big), "text")
     assert len(text) == MAX_CHARS
     assert "truncated" in caplog.text and f"{big}:1" in caplog.text
 

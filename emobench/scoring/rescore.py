@@ -33,11 +33,6 @@ def _clip(text: str, where: str) -> str:
     return text
 
 
-def read_texts(path: str | Path, field: str = "text") -> list[str]:
-    """The `field` of every line of a JSONL file; a line without it fails with file:line."""
-    return texts_of(read_jsonl(path), field)
-
-
 def texts_of(rows: Iterable[tuple[str, dict[str, Any]]], field: str) -> list[str]:
     """The `field` of each ("file:line", record) of `read_jsonl`, refused by file:line where it
     is missing."""
