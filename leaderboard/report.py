@@ -23,6 +23,7 @@ from emobench.errors import DataError
 from emobench.jsonl import open_bytes
 from emobench.record import read_record, task_extras
 from emobench.scoring.rescore import SAMPLES_SUFFIXES, results_beside
+from emobench.scoring.situations import reference_parts
 
 logger = logging.getLogger("emobench.leaderboard")
 
@@ -161,6 +162,7 @@ def sample_generations(log: Path, per: int = SAMPLES_PER_EMOTION) -> list[dict[s
                     "label": label,
                     "hit": label == target,
                     "reply": reply,
+                    "parts": reference_parts(reply),
                 }
             )
     return [s for e in EMOTIONS for s in picked[e]]

@@ -180,3 +180,23 @@ def test_a_reply_that_copies_its_situation_is_published_with_references(test_doc
     assert redact("A reply of its own.", doc) == "A reply of its own."
     with pytest.raises(ValueError, match="already holds a reference"):
         redact("odd ⟦e:0:3⟧ text", doc)
+
+
+def test_a_published_reply_shows_its_references_not_their_markup(tmp_path):
+    """The report of the published runs: a reply's repeat of its situation reads as a
+    reference in brackets, never as the raw ⟦e:i:j⟧ markup."""
+    from emobench.scoring.situations import reference_parts
+
+    assert reference_parts("So ⟦e:3:9⟧, and ⟦s:0:4⟧.") == [
+        ("text", "So "),
+        ("ref", "event 3-9"),
+        ("text", ", and "),
+        ("ref", "scenario 0-4"),
+        ("text", "."),
+    ]
+    assert reference_parts("plain") == [("text", "plain")] and reference_parts("") == []
+    published = Path(__file__).resolve().parents[1] / "leaderboard" / "published" / "sev_emotion"
+    proc = emobench("leaderboard", str(published), "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (tmp_path / "leaderboard.html").read_text()
+    assert "⟦" not in html and html.count('<span class="ref"') > 10

@@ -30,6 +30,21 @@ def restore(text: str, doc: Mapping[str, Any]) -> str:
     return _REF.sub(lambda m: str(doc[_FIELDS[m[1]]])[int(m[2]) : int(m[3])], text)
 
 
+def reference_parts(text: str) -> list[tuple[str, str]]:
+    """`text` cut into ("text", ...) and ("ref", "event 57-134") parts, to show a published
+    reply without the situation text its references stand for."""
+    parts: list[tuple[str, str]] = []
+    at = 0
+    for m in _REF.finditer(text):
+        if m.start() > at:
+            parts.append(("text", text[at : m.start()]))
+        parts.append(("ref", f"{_FIELDS[m[1]]} {m[2]}-{m[3]}"))
+        at = m.end()
+    if at < len(text):
+        parts.append(("text", text[at:]))
+    return parts
+
+
 def redact(text: str, doc: Mapping[str, Any]) -> str:
     """`text` with each run of MIN_SPAN or more characters it shares with the doc's event or
     scenario replaced by a reference, longest first; `restore` gives `text` back."""
