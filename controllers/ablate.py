@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from emobench.controller import ArtifactController
+from emobench.controller import ArtifactController, whole_number
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_points, hooked
 
@@ -68,13 +68,8 @@ class AblateController(ArtifactController):
             )
         super().__init__(artifact)
         self.attribute = attribute or None
-        try:
-            self.top = int(top)
-            self.random = None if random in (None, "") else int(random)
-        except (TypeError, ValueError):
-            raise EmoBenchError(
-                f"ablate: top={top!r} and random={random!r} must be integers"
-            ) from None
+        self.top = whole_number("ablate", "top", top)
+        self.random = None if random in (None, "") else whole_number("ablate", "random", random)
         if self.top < 1:
             raise EmoBenchError(f"ablate: top must be at least 1, got {self.top}")
         self.neurons = parse_neurons(neurons) if neurons not in (None, "") else None

@@ -133,6 +133,17 @@ def finite_number(controller: str, name: str, value: Any) -> float:
     return number
 
 
+def whole_number(controller: str, name: str, value: Any) -> int:
+    """A controller's integer argument, refused (naming it) unless it is a whole number:
+    int(2.7) would run 2 while the record says 2.7."""
+    number = finite_number(controller, name, value)
+    if not number.is_integer():
+        raise EmoBenchError(
+            f"{controller}: {name}={value!r} is not a whole number (for example {name}=3)"
+        )
+    return int(number)
+
+
 class ArtifactController(Controller):
     """A controller that loads what a discovery built (directions, a circuit) from an artifact.
 

@@ -89,3 +89,14 @@ def test_prompt_controller_rewrites_the_system_message(test_docs):
     }
     assert msgs[1]["content"] == f"{doc['scenario']}\n{doc['event']}"
     assert len(msgs) == 2
+
+
+def test_a_count_must_be_a_whole_number():
+    from emobench.controller import whole_number
+
+    assert whole_number("c", "layer", "3") == 3 and whole_number("c", "layer", 4.0) == 4
+    for bad, message in ((2.7, "is not a whole number"), ("x", "is not a number")):
+        with pytest.raises(EmoBenchError, match=f"c: layer={bad!r} {message}"):
+            whole_number("c", "layer", bad)
+    with pytest.raises(EmoBenchError, match=r"ablate: top=2.5 is not a whole number"):
+        create_controller("ablate", attribute="valence", top=2.5)
