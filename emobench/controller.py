@@ -59,6 +59,10 @@ class Controller:
         """The chat for this doc; `messages` holds the neutral system turn and the user turn."""
         return messages
 
+    def prepare(self, model: Any, tokenizer: Any) -> None:
+        """Called once with the loaded model and its tokenizer, before any request: the place
+        to look up token ids or build what every scope will need."""
+
     @contextlib.contextmanager
     def scope(self, model: Any, emotion: str) -> Iterator[None]:
         """Steer `model` toward `emotion` for the duration of the block; undo it on every exit."""

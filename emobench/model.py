@@ -117,6 +117,7 @@ class EmoBenchLM(HFLM):
             if error is None:
                 raise
             raise error from exc
+        self.controller.prepare(self.model, self.tokenizer)
         if cpu_ranks and getattr(self, "accelerator", None) is not None:
             # HFLM splits requests across processes only when it counts several GPUs; on CPU
             # every launched process would otherwise run the whole task.

@@ -157,3 +157,21 @@ class BrokenInitController(Controller):
 
     def __init__(self, level: str = "x") -> None:
         self.level = int(level)
+
+
+class TokenizerController(Controller):
+    """Reads the tokenizer once, before any request (Controller.prepare)."""
+
+    name = "tokenizer"
+
+    def __init__(self) -> None:
+        self.prepared: list[tuple[Any, Any]] = []
+
+    def prepare(self, model: Any, tokenizer: Any) -> None:
+        self.prepared.append((model, tokenizer))
+
+    def messages(self, doc: dict[str, Any], messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        ((_, tokenizer),) = self.prepared
+        ids = tokenizer(doc["target_emotion"], add_special_tokens=False)["input_ids"]
+        system = {"role": "system", "content": f"Token ids of the emotion: {ids}."}
+        return [system, *messages[1:]]

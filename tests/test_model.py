@@ -174,3 +174,11 @@ def test_a_scope_that_leaves_a_hook_behind_is_refused(tiny_lm_factory, test_docs
     lm = tiny_lm_factory(controller="tests.plugins_for_tests:LeakyController")
     with pytest.raises(EmoBenchError, match=r"LeakyController' left 1 hook\(s\) on the model"):
         lm.generate_until(make_requests(test_docs[:1]))
+
+
+def test_a_controller_is_prepared_with_the_model_and_its_tokenizer(tiny_lm_factory, test_docs):
+    controller = create_controller("tests.plugins_for_tests:TokenizerController")
+    lm = tiny_lm_factory(controller=controller)
+    assert controller.prepared == [(lm.model, lm.tokenizer)]
+    (reply,) = lm.generate_until(make_requests(test_docs[:1]))
+    assert isinstance(reply, str) and len(controller.prepared) == 1
