@@ -22,9 +22,15 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
     m = task_metrics(results, task)
     info = read_record(results) or foreign_record(results, task)
     n = results.get("n-samples", {}).get(task, {}).get("effective")
+    extra = task_extras(results, task)
     rows = [["overall", percent(m.get("acc")), n if n is not None else ""]]
-    # Slice sizes are not in lm-eval's results (a --limit run need not cover every slice).
-    rows += [[f"  {e}", percent(m.get(f"acc_{e}")), ""] for e in EMOTIONS]
+    # An emotion's replies are its row of the confusion matrix; the situations' counts are not
+    # in lm-eval's results (a --limit run need not cover every slice).
+    conf = extra.get("confusion") or {}
+    per = {
+        lab: sum(r) for lab, r in zip(conf.get("labels", []), conf.get("matrix", []), strict=True)
+    }
+    rows += [[f"  {e}", percent(m.get(f"acc_{e}")), per.get(e, "")] for e in EMOTIONS]
     rows += [[f"  {v} situations", percent(m.get(f"acc_{v}")), ""] for v in VALENCES]
     controller = info.get("controller", {})
     args = given_args(controller, info)
@@ -45,7 +51,6 @@ def run_table(results: Mapping[str, Any], task: str = "sev_emotion", fmt: str = 
     rows_q = [
         [label, show(m[key])] for label, key, show in quality if key in m and not math.isnan(m[key])
     ]
-    extra = task_extras(results, task)
     if "macro_f1" in extra:
         rows.append(["macro-F1 (x100)", percent(extra["macro_f1"]), n if n is not None else ""])
     rows += adjusted_rows(extra.get("quality_adjusted") or {}, n)

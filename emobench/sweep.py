@@ -208,9 +208,18 @@ def sweep(
         # Every point's arguments are checked here, as its run will read them, before minutes
         # of reference runs.
         create_controller(controller, **{k: plain_value(v) for k, v in point.items()})
+    samples = slice_indices(items, stride)
+    from emobench.data import load_docs
+
+    split = len(load_docs("train")) // len(EMOTIONS)
+    if items < 1 or stride < 1 or samples[-1] >= split * len(EMOTIONS):
+        most = 1 + (split - 1) // max(stride, 1)
+        raise EmoBenchError(
+            f"--items {items} --stride {stride}: the slice must hold at least one item and end "
+            f"inside the train split's {split} items (--items at most {most} at --stride {stride})"
+        )
     out, work = Path(out), Path(work)
     out.mkdir(parents=True, exist_ok=True)
-    samples = slice_indices(items, stride)
     rows = [run_point(out, work, samples, REFERENCES[0], {}, extra or [])]
     if rows[0]["acc_qa"] is None:
         # Raw accuracy alone would choose the strongest setting, gibberish and all.
@@ -236,11 +245,19 @@ def sweep(
     (out / "recommended.json").write_text(json.dumps(recommended, indent=2) + "\n")
     report = {"task": TASK, "docs": samples, "controller": controller, "knob": knob, "rows": rows}
     (out / "sweep.json").write_text(json.dumps({**report, "best": chosen}, indent=2) + "\n")
+    typed = {k: plain_value(v) for k, v in chosen["args"].items()}
+    unsteered = rows[0]["acc_qa"]
+    # A best point that does not beat the unsteered model is no recommendation to act on.
+    warning = (
+        f" It is no better than {REFERENCES[0]}: the controller does not help on this slice."
+        if chosen["acc_qa"] is not None and unsteered is not None and chosen["acc_qa"] <= unsteered
+        else ""
+    )
     text = table(rows, keys) + (
-        f"\n\nBest quality-adjusted point: {json.dumps(chosen['args'])} "
+        f"\n\nBest quality-adjusted point: {json.dumps(typed)} "
         f"({_said(chosen['acc_qa'])} quality-adjusted, {_said(chosen['acc'])} raw; "
         + ", ".join(f"{r['controller']} {_said(r['acc_qa'])}" for r in rows[: len(REFERENCES)])
-        + f"); {len(samples)} replies per row.\n"
+        + f"); {len(samples)} replies per row.{warning}\n"
     )
     (out / "sweep.md").write_text(text)
     if knob:

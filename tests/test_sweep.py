@@ -74,16 +74,20 @@ def test_a_real_sweep_on_a_tiny_model(tmp_path, tiny_lm_factory, tiny_llama_dir)
     assert (tmp_path / "out" / "sweep.png").stat().st_size > 10_000
     assert len(list((tmp_path / "out" / "runs").glob("*.json"))) == 4
     (best_line,) = [x for x in proc.stdout.splitlines() if x.startswith("Best quality-adjusted")]
+    assert f'"alpha": {recommended["alpha"]}' in best_line  # as the run read it, not "4"
+    beats_none = recommended["acc_qa"] > report["rows"][0]["acc_qa"]
+    assert ("It is no better than none" in best_line) is not beats_none
     assert re.search(r"; none [\d.]+ %, prompt [\d.]+ %\); 6 replies", best_line), best_line
 
 
-def test_a_bad_grid_point_is_refused_before_any_run(tmp_path):
-    for grid, message in (
-        ("alpah=1,2", "steer does not take argument(s) alpah"),
-        ("alpha=1,abc", "alpha"),
+def test_a_bad_grid_point_or_slice_is_refused_before_any_run(tmp_path):
+    for grid, items, message in (
+        ("alpah=1,2", "1", "steer does not take argument(s) alpah"),
+        ("alpha=1,abc", "1", "alpha"),
+        ("alpha=1", "14", "inside the train split's 480 items (--items at most 13 at --stride 37)"),
     ):
         proc = emobench(
-            *["sweep", "--controller", "steer", "--grid", grid, "--items", "1"],
+            *["sweep", "--controller", "steer", "--grid", grid, "--items", items],
             *["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
         )
         assert proc.returncode == 2 and message in last_line(proc), proc.stderr[-2000:]
