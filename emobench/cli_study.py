@@ -139,9 +139,11 @@ def add_study_commands(subparsers: Any) -> None:
     an = _documented(
         subparsers,
         "analyze",
-        "causal validation of a circuit artifact: ablation, enhancement, plots",
+        "causal validation of a circuit or attribute artifact: ablation, controls, plots",
         "emobench.analysis.circuit",
     )
+    # One command, two analyses: --help shows both.
+    an.description = f"{an.description}\n\n{_module_doc('emobench.analysis.attributes')}"
     an.add_argument("what", choices=["circuit", "attributes"])
     an.add_argument(
         "artifact", help="an artifact directory (emobench discover circuit / attributes)"

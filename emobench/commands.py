@@ -198,7 +198,7 @@ def discover(args: argparse.Namespace) -> None:
         raise EmoBenchError("--accepted_only applies to `discover directions` only")
     model, tokenizer, name = load_model(dict(args.model_args or {}))
     if args.what == "attributes":
-        from emobench.discovery.attributes import discover_attributes
+        from emobench.discovery.attributes import counts_table, discover_attributes
 
         out = discover_attributes(
             model,
@@ -234,6 +234,8 @@ def discover(args: argparse.Namespace) -> None:
             accepted_only=args.accepted_only,
             classifier=args.classifier or DEFAULT_CLASSIFIER,
         )
+    if args.what == "attributes":
+        print(counts_table(out / "meta.json"))
     print(f"wrote {out / 'tensors.safetensors'} and {out / 'meta.json'}")
 
 

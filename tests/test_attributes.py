@@ -3,6 +3,8 @@ the discovery on a tiny random model, and the `ablate` controller that knocks ne
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -167,3 +169,28 @@ def test_ablate_arguments_fail_with_the_fix() -> None:
         create_controller("ablate", neurons="12-345")
     with pytest.raises(EmoBenchError, match="not both"):
         create_controller("ablate", attribute="valence", neurons="1:2")
+
+
+def test_the_attribute_analysis_says_which_condition_runs(tiny_attributes, tmp_path, caplog):
+    """29 runs of the task, each with a progress bar of its own: a line names each one and the
+    time left; the discovery's counts print as a table."""
+    import json
+    import logging
+
+    from emobench.analysis.attributes import analyze_attributes
+    from emobench.discovery.attributes import counts_table
+
+    lm, path = tiny_attributes
+    meta = json.loads(Path(path, "meta.json").read_text())
+    table = counts_table(f"{path}/meta.json").splitlines()
+    assert table[0].split()[:3] == ["attribute", "significant", "neurons"]
+    assert [line.split()[0] for line in table[2:]] == list(meta["counts"])
+    lm.controller = create_controller("none")
+    with caplog.at_level(logging.INFO, logger="emobench"):
+        result = analyze_attributes(lm, path, tmp_path / "out", meta, limit=2, seeds=1)
+    total = 1 + 2 * len(meta["attributes"])
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("condition ")]
+    assert said[0] == f"condition 1 of {total}: no ablation"
+    assert said[2] == f"condition 2 of {total}: {meta['attributes'][0]}: its top 100"
+    assert said[-1].startswith(f"condition {total} of {total} done; about 0 min left")
+    assert set(result["attributes"]) == set(meta["attributes"])

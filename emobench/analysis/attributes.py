@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,8 @@ from scipy.stats import spearmanr, wilcoxon
 
 from emobench.controller import Controller, create_controller
 from emobench.model import EmoBenchLM
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TASK = "goemotions_inference_ekman"
 
@@ -82,14 +86,30 @@ def analyze_attributes(
 ) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = evaluate(lm, create_controller("none"), task, limit)
+    # Every condition is a run of the task with its own progress bar: say which one it is.
+    total = 1 + len(meta["attributes"]) * (1 + seeds)
+    started, done = time.perf_counter(), 0
+
+    def run(what: str, controller: Controller) -> dict[int, tuple[float, bool]]:
+        nonlocal done
+        log.info("condition %d of %d: %s", done + 1, total, what)
+        result = evaluate(lm, controller, task, limit)
+        done += 1
+        left = (time.perf_counter() - started) / done * (total - done)
+        log.info("condition %d of %d done; about %.0f min left", done, total, left / 60)
+        return result
+
+    base = run("no ablation", create_controller("none"))
     docs = sorted(base)
     rows: dict[str, Any] = {}
     for attribute in meta["attributes"]:
         args = {"attribute": attribute, "top": top, "artifact": str(artifact)}
-        ablated = evaluate(lm, create_controller("ablate", **args), task, limit)
+        ablated = run(f"{attribute}: its top {top}", create_controller("ablate", **args))
         randoms = [
-            evaluate(lm, create_controller("ablate", **args, random=s), task, limit)
+            run(
+                f"{attribute}: random {top}, seed {s}",
+                create_controller("ablate", **args, random=s),
+            )
             for s in range(1, seeds + 1)
         ]
         p_attr = np.array([ablated[d][0] for d in docs])

@@ -5,6 +5,6 @@ dissimilarities, Spearman correlation with each attribute, Mantel test, FDR), `b
 model's neurons at concept words and writing the artifact the `ablate` controller reads).
 """
 
-from emobench.discovery.attributes.build import COMMAND, KIND, discover_attributes
+from emobench.discovery.attributes.build import COMMAND, KIND, counts_table, discover_attributes
 
-__all__ = ["COMMAND", "KIND", "discover_attributes"]
+__all__ = ["COMMAND", "KIND", "counts_table", "discover_attributes"]

@@ -16,6 +16,7 @@ correlations, p-values, discoveries and the neuron ranking per attribute that `a
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,14 @@ def discover_attributes(
         "data": concepts.sha256,
     }
     return artifacts.save(out, tensors, meta)
+
+
+def counts_table(meta_path: Path) -> str:
+    """What a discovery found, per attribute: the neurons significant for it (and for it
+    alone), and the strongest correlation."""
+    from tabulate import tabulate
+
+    counts = json.loads(Path(meta_path).read_text())["counts"]
+    rows = [[a, c["significant"], c["specific"], c["max_rho"]] for a, c in counts.items()]
+    headers = ["attribute", "significant neurons", "specific to it", "max rho"]
+    return tabulate(rows, headers=headers, floatfmt=".3f", intfmt=",")
