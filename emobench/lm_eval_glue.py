@@ -72,6 +72,34 @@ def _results_of_run(store: dict[str, Any]) -> Iterator[None]:
         lm_eval.simple_evaluate = original
 
 
+@contextlib.contextmanager
+def _scalar_table() -> Iterator[None]:
+    """lm-eval's printed table without the metrics that are no number (the confusion matrix,
+    a dict, which pytablewriter prints whole on one line some 300 characters wide): emobench's
+    own table below shows it as a matrix. The results file keeps everything.
+
+    `lm_eval run` imports `make_table` from `lm_eval.utils` when it prints, so wrapping that
+    attribute for the duration of the call changes only what is printed.
+    """
+    import lm_eval.utils
+
+    original = lm_eval.utils.make_table
+
+    def scalars_only(result_dict: dict[str, Any], column: str = "results", **kwargs: Any) -> str:
+        shown = dict(result_dict)
+        shown[column] = {
+            task: {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+            for task, metrics in (result_dict.get(column) or {}).items()
+        }
+        return original(shown, column, **kwargs)
+
+    lm_eval.utils.make_table = scalars_only
+    try:
+        yield
+    finally:
+        lm_eval.utils.make_table = original
+
+
 class _NoChatTemplateAdvice(logging.Filter):
     """lm-eval advises `--apply_chat_template` for instruct models; the emobench model applies
     the model's chat template itself (emobench.chat), so the advice would only mislead."""
@@ -92,7 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.model == "emobench":
         evaluator_log.addFilter(advice)
     try:
-        with _results_of_run(store):
+        with _results_of_run(store), _scalar_table():
             Run._execute(args)
     finally:
         evaluator_log.removeFilter(advice)

@@ -75,6 +75,11 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "sev_emotion: expression accuracy (%)" in proc.stdout
+    # lm-eval's table shows the numbers; the confusion matrix is emobench's table's (and the
+    # results file's), not a 300-character cell.
+    lm_eval_table = [line for line in proc.stdout.splitlines() if line.startswith("|")]
+    assert lm_eval_table and max(map(len, lm_eval_table)) < 120
+    assert "confusion (rows: target, columns: predicted)" in proc.stdout
     assert "controller prompt" in proc.stdout
     for emotion in ("anger", "sadness", "happiness", "fear", "surprise", "disgust"):
         # Each emotion's row says how many replies it rests on: 12 docs, 2 per emotion.
