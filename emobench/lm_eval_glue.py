@@ -75,8 +75,9 @@ def _results_of_run(store: dict[str, Any]) -> Iterator[None]:
 @contextlib.contextmanager
 def _scalar_table() -> Iterator[None]:
     """lm-eval's printed table without the metrics that are no number (the confusion matrix,
-    a dict, which pytablewriter prints whole on one line some 300 characters wide): emobench's
-    own table below shows it as a matrix. The results file keeps everything.
+    a dict, which pytablewriter prints whole on one line some 300 characters wide, and the
+    classifier head's hash): emobench's own table below shows them. The results file keeps
+    everything.
 
     `lm_eval run` imports `make_table` from `lm_eval.utils` when it prints, so wrapping that
     attribute for the duration of the call changes only what is printed.
@@ -85,13 +86,21 @@ def _scalar_table() -> Iterator[None]:
 
     original = lm_eval.utils.make_table
 
+    def shown(key: str, value: Any) -> bool:
+        if isinstance(value, (dict, list)):
+            return False
+        # A metric's text (the classifier head's hash) is no number; "N/A" stderrs and the
+        # task's alias are what the table expects.
+        metric, comma, _ = key.partition(",")
+        return not (comma and isinstance(value, str) and not metric.endswith("_stderr"))
+
     def scalars_only(result_dict: dict[str, Any], column: str = "results", **kwargs: Any) -> str:
-        shown = dict(result_dict)
-        shown[column] = {
-            task: {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+        copy = dict(result_dict)
+        copy[column] = {
+            task: {k: v for k, v in metrics.items() if shown(k, v)}
             for task, metrics in (result_dict.get(column) or {}).items()
         }
-        return original(shown, column, **kwargs)
+        return original(copy, column, **kwargs)
 
     lm_eval.utils.make_table = scalars_only
     try:

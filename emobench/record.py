@@ -111,10 +111,14 @@ def foreign_record(results: Mapping[str, Any], task: str) -> dict[str, Any]:
     config = results.get("config") or {}
     model_args = _given_model_args(config)
     metadata = ((results.get("configs") or {}).get(task) or {}).get("metadata") or {}
+    classifier = {"name": metadata.get("classifier") or default_classifier_of(metadata)}
+    head = ((results.get("results") or {}).get(task) or {}).get("classifier_head,classify")
+    if isinstance(head, str):
+        classifier["head"] = {"sha256": head}
     return {
         "model": model_args.get("pretrained", config.get("model", "?")),
         "controller": {"name": f"none ({config.get('model', '?')} model)", "args": {}},
-        "classifier": {"name": metadata.get("classifier") or default_classifier_of(metadata)},
+        "classifier": classifier,
         "gate": None,
     }
 

@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 import pytest
+from emobench.leaderboard.render import collect
 
-from emobench.classify import DEFAULT_CLASSIFIER
+from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.record import foreign_record
 from tests.helpers import emobench, last_line, lm_eval, strict_json
 
@@ -34,8 +35,15 @@ def test_stock_hf_run_is_scored_by_the_same_classifier(tmp_path, embedded_dir):
     (samples_file,) = out.rglob("samples_sev_emotion_*.jsonl")
     first = json.loads(samples_file.read_text().splitlines()[0])
     assert json.loads(first["filtered_resps"][0])["classifier"] == DEFAULT_CLASSIFIER
-    # The results name no classifier; the task version says which default scored them.
-    assert foreign_record(results, "sev_emotion")["classifier"]["name"] == DEFAULT_CLASSIFIER
+    # The results name no classifier; the task version says which default scored them, and
+    # the task's own aggregation which head: the run ranks beside emobench runs of that head.
+    head = get_classifier(DEFAULT_CLASSIFIER).spec()["head"]["sha256"]
+    assert foreign_record(results, "sev_emotion")["classifier"] == {
+        "name": DEFAULT_CLASSIFIER,
+        "head": {"sha256": head},
+    }
+    (row,) = collect([results_file])
+    assert row["classifier"] == f"{DEFAULT_CLASSIFIER}@{head[:8]}"
     old = {"configs": {"sev_emotion": {"metadata": {"version": 2.0}}}}
     assert foreign_record(old, "sev_emotion")["classifier"]["name"] == "minilm"
     before = {"configs": {"sev_emotion": {"metadata": {"version": 3.2}}}}

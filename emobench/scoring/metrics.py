@@ -48,6 +48,9 @@ def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[st
     # other labels (neutral, ...) ride along so that their columns exist even when unused.
     others = sorted(set(scored.get("probs") or ()) - set(EMOTIONS))
     out["macro_f1"] = out["confusion"] = (target, scored["label"], others)
+    # The classifier head's hash, so that a run of another lm-eval model (which records no
+    # classifier spec) still says which head scored it.
+    out["classifier_head"] = scored.get("head")
     quality = scored.get("quality")
     if quality is not None:
         for name in QUALITY:
@@ -105,6 +108,13 @@ def confusion_matrix(rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
     }
 
 
+def one_value(items: Iterable[Any]) -> Any:
+    """Task aggregation of a value every doc shares (the classifier head): that value, or None
+    when the docs disagree or none has one."""
+    values = set(items)
+    return values.pop() if len(values) == 1 else None
+
+
 def macro_f1_of(rows: Sequence[Sequence[Any]]) -> float | None:
     """Task aggregation: macro-F1 over the same labels."""
     return _measured(macro_f1(*_split(rows)))
@@ -113,7 +123,12 @@ def macro_f1_of(rows: Sequence[Sequence[Any]]) -> float | None:
 def aggregate(per_doc: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The task's aggregations (sev_emotion.yaml names the same functions) over
     `sample_metrics` rows: what a results file reports, for re-scoring outside lm-eval."""
-    special = {"ppl": geometric_mean_where, "macro_f1": macro_f1_of, "confusion": confusion_matrix}
+    special = {
+        "ppl": geometric_mean_where,
+        "macro_f1": macro_f1_of,
+        "confusion": confusion_matrix,
+        "classifier_head": one_value,
+    }
     names = dict.fromkeys(k for row in per_doc for k in row)
     return {
         name: special.get(name, mean_where)([row.get(name) for row in per_doc]) for name in names

@@ -24,6 +24,7 @@ from emobench.scoring.metrics import (
     geometric_mean_where,
     macro_f1_of,
     mean_where,
+    one_value,
     sample_metrics,
 )
 from emobench.scoring.quality import measure_quality
@@ -35,6 +36,7 @@ __all__ = [
     "geometric_mean_where",
     "macro_f1_of",
     "mean_where",
+    "one_value",
     "process_results",
     "sev_test",
     "sev_train",
@@ -77,7 +79,8 @@ def doc_to_text(doc: dict[str, Any]) -> str:
 class ClassifyFilter(Filter):
     """Score every generation of the task in one batched classifier call.
 
-    Each response becomes a JSON string {text, label, probs, match, classifier, quality, gate}: a
+    Each response becomes a JSON string {text, label, probs, match, classifier, head, quality,
+    gate}: a
     string, because lm-eval writes filtered responses to the samples log with str(). Perplexity
     and the quality gate come with the emobench model's replies (emobench.reply); under other
     lm-eval models there are none, and quality-adjusted accuracy is NaN.
@@ -92,7 +95,8 @@ class ClassifyFilter(Filter):
             log.warning("sev_emotion scores the first of several responses per doc (repeats > 1)")
         texts = [r[0] for r in resps]
         scored = clf.classify(texts, [d["target_emotion"] for d in docs])
-        name = clf.spec()["name"]
+        spec = clf.spec()
+        name, head = spec["name"], (spec.get("head") or {}).get("sha256")
         out = []
         for text, verdict, quality in zip(texts, scored, measure_quality(docs, texts), strict=True):
             quality["ppl"] = measured_ppl(text)
@@ -101,6 +105,7 @@ class ClassifyFilter(Filter):
                 "text": str(text),
                 **verdict,
                 "classifier": name,
+                "head": head,
                 "quality": quality,
                 "gate": None if gate is None else gate.checks(quality),
             }
