@@ -59,6 +59,59 @@ def _construct_all(names: list[str]) -> None:
             ) from exc
 
 
+def _refuse_unfit_artifacts(names: list[str], model_args: list[str]) -> None:
+    """bench runs a controller on its shipped artifact, which was built for one model: on a
+    model of another shape it would fail at its first reply, after the runs before it."""
+    from transformers import AutoConfig
+
+    from emobench import loading
+
+    given = dict(a.split("=", 1) for a in model_args if "=" in a and not a.startswith("{"))
+    pretrained = given.get("pretrained")
+    unfit = []
+    shape: tuple[Any, ...] | None = None
+    for name in names:
+        controller = create_controller(name)
+        meta_path = (
+            controller.artifact_path() / "meta.json"
+            if isinstance(controller, ArtifactController)
+            else None
+        )
+        if meta_path is None or not meta_path.is_file():
+            continue
+        built = json.loads(meta_path.read_text()).get("model") or {}
+        if shape is None:
+            try:
+                config = AutoConfig.from_pretrained(loading.model_path(pretrained))
+            except (OSError, ValueError):
+                return  # no config to read here: the run's own check at load time remains
+            config = getattr(config, "text_config", None) or config
+            shape = (config.model_type, config.num_hidden_layers, config.hidden_size)
+        if (
+            built.get("model_type"),
+            built.get("num_hidden_layers"),
+            built.get("hidden_size"),
+        ) != shape:
+            unfit.append((name, controller, built.get("name", "?")))
+    if unfit:
+        model = loading.model_name(pretrained)
+        which = ", ".join(n for n, _, _ in unfit)
+        name, controller, built_for = unfit[0]
+        knob = controller.strength or "<knob>"
+        values = ",".join(str(v) for v in (controller.sweep_grid or {}).get(knob, ["..."]))
+        assert shape is not None
+        raise EmoBenchError(
+            f"{which}: the shipped artifacts were built for {built_for}, not for {model} "
+            f"({shape[0]}, {shape[1]} layers), and bench takes no artifact= of yours; for each, "
+            f"build one (emobench discover {controller.shipped} --out DIR --model_args "
+            f"pretrained={model}), choose its setting on train (emobench sweep --controller "
+            f"{name} --grid artifact=DIR --grid {knob}={values} --model_args pretrained={model}) "
+            f"and run it (emobench --tasks sev_emotion --controller {name} --controller_args "
+            f"artifact=DIR {knob}=<chosen>), or leave them out: --controllers "
+            + ",".join(n for n in names if n not in {u[0] for u in unfit})
+        )
+
+
 def needs_sweep(name: str) -> dict[str, list[str]] | None:
     """The controller's sweep grid when it has one and no recommended setting to run at."""
     grid = getattr(load_class(CONTROLLERS, name), "sweep_grid", None)
@@ -139,6 +192,7 @@ def run_main_job(
             f"{', '.join(installed(CONTROLLERS))}"
         )
     _construct_all(names)
+    _refuse_unfit_artifacts(names, model_args or [])
     shared = ["--model_args", *model_args] if model_args else []
     if batch_size:
         shared += ["--batch_size", str(batch_size)]

@@ -168,3 +168,26 @@ def test_a_controller_that_fails_to_construct_stops_bench_before_any_run(tmp_pat
         "no run started: mend that controller, or leave it out (--controllers none)"
     )
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_bench_on_a_model_the_shipped_artifacts_do_not_fit_stops_before_any_run(
+    tmp_path: Path, tiny_llama_dir: Path
+) -> None:
+    """steer's and circuit's shipped artifacts are the embedded model's: on another model
+    they would fail at their first reply, after the runs before them."""
+    out = tmp_path / "job"
+    proc = emobench(
+        *["bench", "--controllers", "none,steer,circuit", "--output_path", str(out)],
+        *["--model_args", f"pretrained={tiny_llama_dir}"],
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    message = last_line(proc)
+    assert message.startswith(
+        "emobench: error: steer, circuit: the shipped artifacts were built for "
+        f"embedded:smollm2-135m-instruct, not for {tiny_llama_dir} (llama, 2 layers)"
+    )
+    assert f"emobench discover directions --out DIR --model_args pretrained={tiny_llama_dir}" in (
+        message
+    )
+    assert message.endswith("or leave them out: --controllers none")
+    assert not out.exists() or not any(out.iterdir())
