@@ -31,7 +31,7 @@ from lm_eval.api.instance import Instance
 from emobench.chat import base_messages, render
 from emobench.classify import DEFAULT_CLASSIFIER, get_classifier
 from emobench.controller import create_controller
-from emobench.data import load_docs
+from emobench.data import load_docs, user_message
 from emobench.model import EmoBenchLM
 from emobench.run import CPU_BATCH_SIZE
 
@@ -44,7 +44,14 @@ def peak_mib() -> float:
 
 def requests(docs: list[dict[str, Any]], gen: dict[str, Any]) -> list[Instance]:
     return [
-        Instance("generate_until", d, ("", dict(gen)), 0, ("sev_emotion", i, 1))
+        # The task's own context (its user turn), as lm-eval builds it: the model checks it.
+        Instance(
+            "generate_until",
+            d,
+            (user_message(d["scenario"], d["event"]), dict(gen)),
+            0,
+            ("sev_emotion", i, 1),
+        )
         for i, d in enumerate(docs)
     ]
 

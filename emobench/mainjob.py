@@ -4,7 +4,9 @@ Every installed controller that runs unattended (`Controller.main_job`; `ablate`
 set and is for analyses), on one model, over the full SEV test split, each run with its own
 journal so that an interrupted job resumes where it stopped; a controller with a strength knob
 and a `sweep_grid` but no recommended setting is swept on the *train* split first and runs at
-the best quality-adjusted point; then the leaderboard of everything under --output_path.
+the best quality-adjusted point (the model's quality gate is calibrated first if it has none);
+a controller whose shipped artifact is another model's gets one discovered on train for this
+model first; then the leaderboard of everything under --output_path.
 
     emobench bench [--controllers none,prompt,...] [--model_args pretrained=...] [--limit N]
 """
@@ -59,32 +61,28 @@ def _construct_all(names: list[str]) -> None:
             ) from exc
 
 
-def _refuse_unfit_artifacts(names: list[str], model_args: list[str]) -> None:
-    """bench runs a controller on its shipped artifact, which was built for one model: on a
-    model of another shape it would fail at its first reply, after the runs before it."""
+def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:
+    """The controllers whose shipped artifact was built for a model of another shape (another
+    type, depth or width): bench builds them an artifact of their own first."""
     from transformers import AutoConfig
 
     from emobench import loading
 
-    given = dict(a.split("=", 1) for a in model_args if "=" in a and not a.startswith("{"))
-    pretrained = given.get("pretrained")
-    unfit = []
+    unfit: list[str] = []
     shape: tuple[Any, ...] | None = None
     for name in names:
         controller = create_controller(name)
-        meta_path = (
-            controller.artifact_path() / "meta.json"
-            if isinstance(controller, ArtifactController)
-            else None
-        )
-        if meta_path is None or not meta_path.is_file():
+        if not isinstance(controller, ArtifactController) or controller.artifact:
+            continue
+        meta_path = controller.artifact_path() / "meta.json"
+        if not meta_path.is_file():
             continue
         built = json.loads(meta_path.read_text()).get("model") or {}
         if shape is None:
             try:
                 config = AutoConfig.from_pretrained(loading.model_path(pretrained))
             except (OSError, ValueError):
-                return  # no config to read here: the run's own check at load time remains
+                return []  # no config to read here: the run's own check at load time remains
             config = getattr(config, "text_config", None) or config
             shape = (config.model_type, config.num_hidden_layers, config.hidden_size)
         if (
@@ -92,35 +90,60 @@ def _refuse_unfit_artifacts(names: list[str], model_args: list[str]) -> None:
             built.get("num_hidden_layers"),
             built.get("hidden_size"),
         ) != shape:
-            unfit.append((name, controller, built.get("name", "?")))
-    if unfit:
-        model = loading.model_name(pretrained)
-        which = ", ".join(n for n, _, _ in unfit)
-        name, controller, built_for = unfit[0]
-        knob = controller.strength or "<knob>"
-        values = ",".join(str(v) for v in (controller.sweep_grid or {}).get(knob, ["..."]))
-        assert shape is not None
-        raise EmoBenchError(
-            f"{which}: the shipped artifacts were built for {built_for}, not for {model} "
-            f"({shape[0]}, {shape[1]} layers), and bench takes no artifact= of yours; for each, "
-            f"build one (emobench discover {controller.shipped} --out DIR --model_args "
-            f"pretrained={model}), choose its setting on train (emobench sweep --controller "
-            f"{name} --grid artifact=DIR --grid {knob}={values} --model_args pretrained={model}) "
-            f"and run it (emobench --tasks sev_emotion --controller {name} --controller_args "
-            f"artifact=DIR {knob}=<chosen>), or leave them out: --controllers "
-            + ",".join(n for n in names if n not in {u[0] for u in unfit})
+            unfit.append(name)
+    return unfit
+
+
+def _given(model_args: list[str]) -> dict[str, str]:
+    return dict(a.split("=", 1) for a in model_args if "=" in a and not a.startswith("{"))
+
+
+def _emobench(*args: str, failed: str) -> None:
+    if subprocess.run([sys.executable, "-m", "emobench", *args]).returncode != 0:
+        raise EmoBenchError(f"{failed} (its error is above); run `emobench bench` again to resume")
+
+
+def _own_artifact(name: str, out: Path, model_args: list[str], step: str) -> Path:
+    """An artifact for the job's model, discovered on the train split (kept: a rerun reuses it)."""
+    folder = out / "artifacts" / name
+    if not (folder / "meta.json").is_file():  # written last: a folder with it is complete
+        kind = create_controller(name).shipped
+        print(
+            f"{step} {name}: its shipped artifact is another model's; discovering {kind} ({folder})"
         )
+        model = ["--model_args", *model_args] if model_args else []
+        _emobench(
+            "discover", kind, "--out", str(folder), *model, failed=f"discovering {name}'s {kind}"
+        )
+    return folder
+
+
+def _ensure_gate(model_args: list[str]) -> None:
+    """A sweep chooses by quality-adjusted accuracy, which needs the model's quality gate."""
+    from emobench import loading
+    from emobench.scoring.gate import gate_for
+
+    model = loading.model_name(_given(model_args).get("pretrained"))
+    if gate_for(model) is None:
+        print(f"no quality gate for {model}: calibrating one (emobench calibrate-gate)")
+        model_flag = ["--model_args", *model_args] if model_args else []
+        _emobench("calibrate-gate", *model_flag, failed=f"calibrating the gate of {model}")
+
+
+def sweep_grid(name: str) -> dict[str, list[str]]:
+    grid = getattr(load_class(CONTROLLERS, name), "sweep_grid", None) or {}
+    return {k: [str(v) for v in values] for k, values in grid.items()}
 
 
 def needs_sweep(name: str) -> dict[str, list[str]] | None:
     """The controller's sweep grid when it has one and no recommended setting to run at."""
-    grid = getattr(load_class(CONTROLLERS, name), "sweep_grid", None)
+    grid = sweep_grid(name)
     if not grid:
         return None
     controller = create_controller(name)
     if isinstance(controller, ArtifactController) and controller.recommended():
         return None
-    return {k: [str(v) for v in values] for k, values in grid.items()}
+    return grid
 
 
 def _journal(out: Path, name: str) -> Path:
@@ -153,7 +176,12 @@ def _replies(out: Path, since: float) -> tuple[int, int] | None:
 
 
 def time_left(
-    seconds: float, generated: int, remaining: list[str], docs: int, out: Path
+    seconds: float,
+    generated: int,
+    remaining: list[str],
+    docs: int,
+    out: Path,
+    own: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> str | None:
     """The job's remaining time at the finished runs' pace per generated reply: each remaining
     controller generates the docs its journal does not hold yet."""
@@ -162,7 +190,7 @@ def time_left(
     todo = sum(max(docs - _journaled(_journal(out, n)), 0) for n in remaining)
     left = seconds / generated * todo
     duration = f"{left / 60:.0f} min" if left >= 60 else f"{left:.0f} s"
-    swept = [n for n in remaining if needs_sweep(n) is not None]
+    swept = [n for n in remaining if n in own or needs_sweep(n) is not None]
     note = f"; sweeps of {', '.join(swept)} not counted" if swept else ""
     return (
         f"about {duration} left for {', '.join(remaining)} ({todo:,} "
@@ -192,7 +220,7 @@ def run_main_job(
             f"{', '.join(installed(CONTROLLERS))}"
         )
     _construct_all(names)
-    _refuse_unfit_artifacts(names, model_args or [])
+    own = set(unfit_artifacts(names, _given(model_args or []).get("pretrained")))
     shared = ["--model_args", *model_args] if model_args else []
     if batch_size:
         shared += ["--batch_size", str(batch_size)]
@@ -202,10 +230,15 @@ def run_main_job(
     # The finished runs' pace: their seconds and the replies they generated.
     spent, made = 0.0, 0
     for i, name in enumerate(names, start=1):
+        step = f"[{i}/{len(names)}]"
         args: dict[str, Any] = {}
         grid = needs_sweep(name)
+        if name in own:
+            artifact = _own_artifact(name, out, model_args or [], step)
+            grid = {**sweep_grid(name), "artifact": [str(artifact)]}
         if grid is not None:
-            print(f"[{i}/{len(names)}] {name}: no recommended setting; sweeping {grid} on train")
+            _ensure_gate(model_args or [])
+            print(f"{step} {name}: no recommended setting; sweeping {grid} on train")
             folder = out / "sweeps" / name
             sweep(name, grid, folder, folder / "work", items=sweep_items, extra=shared)
             chosen = json.loads((folder / "recommended.json").read_text())
@@ -242,7 +275,7 @@ def run_main_job(
         # generating: its seconds per generated reply would make the rest look endless.
         if replies is not None and replies[0] > 0 and replies[0] >= replies[1]:
             spent, made = spent + timings[-1][1], made + replies[0]
-        left = time_left(spent, made, names[i:], docs, out)
+        left = time_left(spent, made, names[i:], docs, out, own)
         if left:
             print(f"[{i}/{len(names)}] {name} done in {timings[-1][1] / 60:.1f} min; {left}")
     # The sweeps' train-split runs live under out/sweeps and are not leaderboard rows.

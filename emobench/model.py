@@ -62,7 +62,8 @@ def _cpu_data_parallel(device: str) -> bool:
 def _prompt_changed(key: Any) -> EmoBenchError:
     return EmoBenchError(
         f"lm-eval changed the prompt of doc {key!r} (--system_instruction, "
-        "--apply_chat_template, --num_fewshot, or a task's description): the emobench model "
+        "--apply_chat_template, --num_fewshot, a task's description, or a request built by "
+        "hand): the emobench model "
         "builds each SEV chat from the doc itself, so the change would be recorded but never "
         "sent; drop it, and ask for a system turn through a controller (--controller prompt "
         "--controller_args 'template=... {emotion} ...')"

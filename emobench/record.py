@@ -67,7 +67,7 @@ def default_classifier_of(metadata: Mapping[str, Any]) -> str:
     return "minilm-ft" if version >= 3 else "minilm"
 
 
-def _given_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
+def given_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
     """`config.model_args` of a results file: a dict, or the key=value string lm-eval got."""
     model_args = config.get("model_args") or {}
     if isinstance(model_args, str):
@@ -75,30 +75,45 @@ def _given_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(model_args) if isinstance(model_args, Mapping) else {}
 
 
-# Model arguments that leave a run's replies as they are: emobench's own (the controller and the
-# classifier have columns of their own), and where, how fast and how trustingly it runs. `dtype`
-# is read from the loaded model instead, as lm-eval records it.
-NOT_REPLY_SHAPING = frozenset(
-    {
-        "pretrained", "controller", "controller_args", "classifier", "journal",
-        "measure_fluency", "fast_decode", "device", "batch_size", "max_batch_size",
-        "parallelize", "max_memory_per_gpu", "max_cpu_memory", "offload_folder",
-        "trust_remote_code", "logits_cache", "dtype",
-    }
-)  # fmt: skip
+# Model arguments that can change a run's replies, with the value that changes nothing: other
+# arguments (where and how fast it runs, a server's address) are not part of what ran. `dtype` is
+# read from the loaded model instead, as lm-eval records it.
+REPLY_SHAPING = {
+    "revision": "main",
+    "subfolder": "",
+    "peft": None,
+    "delta": None,
+    "tokenizer": None,
+    "gguf_file": None,
+    "max_length": None,
+    "truncation": False,
+    "add_bos_token": None,
+    "prefix_token_id": None,
+    "mixed_precision_dtype": None,
+    "softmax_dtype": None,
+    "chat_template_args": None,
+    "enable_thinking": None,
+    "think_end_token": None,
+    "model": None,  # an API model's name
+    "max_model_len": None,
+}
 
 
 def reply_settings(model_args: Mapping[str, Any]) -> dict[str, str]:
     """The model arguments given that can change the replies (a revision, an adapter, a
-    shorter context), as text: runs that differ in them are different runs."""
-    return {k: str(v) for k, v in sorted(model_args.items()) if k not in NOT_REPLY_SHAPING}
+    shorter context), as text, leaving out those given at the value that changes nothing."""
+    return {
+        k: str(v)
+        for k, v in sorted(model_args.items())
+        if k in REPLY_SHAPING and str(v) != str(REPLY_SHAPING[k])
+    }
 
 
 def model_label(results: Mapping[str, Any], model: str) -> str:
     """The model as a leaderboard names it: with the settings that make its replies differ from
     the plain model's (another precision, revision, adapter...)."""
     config = results.get("config") or {}
-    settings = reply_settings(_given_model_args(config))
+    settings = reply_settings(given_model_args(config))
     dtype = str(config.get("model_dtype") or "").removeprefix("torch.")
     if dtype and dtype != "float32":
         settings = {"dtype": dtype, **settings}
@@ -109,7 +124,7 @@ def foreign_record(results: Mapping[str, Any], task: str) -> dict[str, Any]:
     """What a results file of another lm-eval model says about itself: the model and the
     classifier named in the task's metadata (no controller ran)."""
     config = results.get("config") or {}
-    model_args = _given_model_args(config)
+    model_args = given_model_args(config)
     metadata = ((results.get("configs") or {}).get(task) or {}).get("metadata") or {}
     classifier = {"name": metadata.get("classifier") or default_classifier_of(metadata)}
     head = ((results.get("results") or {}).get(task) or {}).get("classifier_head,classify")

@@ -295,6 +295,8 @@ def test_runs_of_one_model_with_other_reply_settings_are_rows_of_their_own(tmp_p
     base = json.loads(min(PUBLISHED.glob("results_*[0-9].json")).read_text())
     variants = {
         "plain": ({}, "torch.float32"),
+        # Where and how it ran, and a revision given at its default: the plain model's run.
+        "same": ({"device_map": "auto", "revision": "main", "base_url": "http://h"}, "float32"),
         "bf16": ({}, "torch.bfloat16"),
         "revision": ({"revision": "abc123", "batch_size": "8"}, "torch.float32"),
     }

@@ -1,5 +1,7 @@
 """The emobench model wrapper on a real (tiny, random-initialised) Llama."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ from emobench import EMOTIONS
 from emobench.controller import create_controller
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_count, hooked
-from tests.helpers import make_requests
+from tests.helpers import GEN_KWARGS, make_requests
 
 
 def interleaved(test_docs, n_items=2):
@@ -182,3 +184,33 @@ def test_a_controller_is_prepared_with_the_model_and_its_tokenizer(tiny_lm_facto
     assert controller.prepared == [(lm.model, lm.tokenizer)]
     (reply,) = lm.generate_until(make_requests(test_docs[:1]))
     assert isinstance(reply, str) and len(controller.prepared) == 1
+
+
+def test_the_speed_benchmark_builds_requests_the_model_accepts(
+    tiny_lm_factory, test_docs, monkeypatch
+):
+    """benchmarks/speed.py times the model on requests of its own making: they must be the
+    task's, or the model refuses them as a prompt lm-eval changed."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    import speed
+
+    replies = tiny_lm_factory().generate_until(speed.requests(test_docs[:2], GEN_KWARGS))
+    assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+    bad = [dataclasses.replace(speed.requests(test_docs[:1], GEN_KWARGS)[0], arguments=("", {}))]
+    with pytest.raises(EmoBenchError, match="lm-eval changed the prompt of doc"):
+        tiny_lm_factory().generate_until(bad)
+
+
+def test_rebuilding_a_runs_prompts_prepares_its_controller(tiny_llama_dir, test_docs):
+    """`score --fluency` rebuilds each prompt with the run's controller: prepared, as in a run."""
+    from emobench.scoring.fluency import measure_saved
+
+    (ppl,) = measure_saved(
+        test_docs[:1],
+        ["I am fine."],
+        {"pretrained": str(tiny_llama_dir), "device": "cpu"},
+        "tests.plugins_for_tests:TokenizerController",
+    )
+    assert ppl is not None and ppl >= 1.0

@@ -100,9 +100,21 @@ def test_rescoring_names_a_damaged_results_file_and_a_missing_gate(limit_run, tm
     damaged = alone / _one(limit_run, "results_*.json").name
     damaged.write_text('{"results": ')
     proc = emobench("score", str(alone / log.name), "--classifier", "minilm")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{damaged}: not valid JSON (" in proc.stderr and "scored without the run's record" in (
+        proc.stderr
+    )
+    # Re-measuring fluency needs the record: there the damaged file is an error.
+    proc = emobench("score", str(alone / log.name), "--classifier", "minilm", "--fluency")
     assert proc.returncode == 2 and last_line(proc).startswith(
         f"emobench: error: {damaged}: not valid JSON"
     )
+    # ...and a run of a model setting it would not load again is not re-measured on another.
+    results = json.loads(_one(limit_run, "results_*.json").read_text())
+    results["config"]["model_args"]["revision"] = "abc123"
+    damaged.write_text(json.dumps(results))
+    proc = emobench("score", str(alone / log.name), "--classifier", "minilm", "--fluency")
+    assert proc.returncode == 2 and "the run's model had {'revision': 'abc123'}" in last_line(proc)
 
 
 @pytest.mark.integration

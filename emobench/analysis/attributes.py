@@ -59,6 +59,7 @@ def evaluate(lm: EmoBenchLM, controller: Controller, task: str, limit: int | Non
     from lm_eval import simple_evaluate
 
     lm.controller = controller
+    controller.prepare(lm.model, lm.tokenizer)
     results = simple_evaluate(
         model=lm,
         tasks=[task],

@@ -100,18 +100,20 @@ def perplexities(
 def measure_saved(
     docs: Sequence[dict[str, Any]],
     replies: Sequence[str],
-    model_name: str,
+    model_args: dict[str, Any],
     controller_name: str,
     controller_args: dict[str, Any] | None = None,
     batch_size: int = 16,
 ) -> list[float | None]:
     """Perplexities for a finished run's replies: the prompts are rebuilt from each doc by the
-    run's controller, and the model runs without any hook (the unsteered model)."""
+    run's controller, and the model (`pretrained=`, `dtype=`) runs without any hook (the
+    unsteered model)."""
     from emobench.chat import base_messages, render
     from emobench.controller import create_controller
     from emobench.loading import load_model
 
     controller = create_controller(controller_name, **(controller_args or {}))
-    model, tokenizer, _ = load_model({"pretrained": model_name})
+    model, tokenizer, _ = load_model(model_args)
+    controller.prepare(model, tokenizer)
     contexts = [render(tokenizer, controller.messages(d, base_messages(d)))[0] for d in docs]
     return perplexities(model, tokenizer, contexts, replies, batch_size=batch_size)

@@ -13,7 +13,7 @@ from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.errors import DataError
 from emobench.jsonl import json_error, read_jsonl
-from emobench.record import QA_KEYS, given_args, read_record
+from emobench.record import QA_KEYS, given_args, given_model_args, read_record, reply_settings
 from emobench.scoring.gate import QualityGate, describe, gate_for
 from emobench.scoring.metrics import BREAKDOWNS, QUALITY, aggregate, cohen_kappa, sample_metrics
 from emobench.scoring.quality import measure_quality
@@ -117,7 +117,15 @@ def score_samples(
     labels = [s["label"] for s in scored]
     matches = [bool(s["match"]) for s in scored]
     qualities = measure_quality(docs, texts)
-    run = read_record(results_beside(path) or {}) or {}
+    try:
+        beside = results_beside(path) or {}
+    except DataError as exc:
+        if fluency:
+            raise
+        # Only --fluency needs the run's record; the re-score goes on without its gate.
+        log.warning("%s; scored without the run's record", exc)
+        beside = {}
+    run = read_record(beside) or {}
     if fluency:
         from emobench.scoring.fluency import measure_saved
 
@@ -126,12 +134,18 @@ def score_samples(
                 f"{path}: no emobench results file beside it (results_<same date>.json) to say "
                 "which model and controller made these replies; --fluency needs both"
             )
+        given = given_model_args(beside.get("config") or {})
+        if shaping := reply_settings(given):
+            raise DataError(
+                f"{path}: the run's model had {shaping}, which --fluency does not load again "
+                "(it loads pretrained= and dtype=); drop --fluency to keep the run's own "
+                "perplexities"
+            )
+        load = {"pretrained": run["model"]}
+        if str(given.get("dtype", "auto")) != "auto":
+            load["dtype"] = given["dtype"]
         ppl = measure_saved(
-            docs,
-            texts,
-            run["model"],
-            run["controller"]["name"],
-            given_args(run["controller"], run),
+            docs, texts, load, run["controller"]["name"], given_args(run["controller"], run)
         )
     else:
         ppl = [((s["original"] or {}).get("quality") or {}).get("ppl") for s in samples]
