@@ -277,6 +277,28 @@ every flag of `lm-eval run` works with `emobench run`; see README.md for the res
     return parser, dict(subparsers.choices)
 
 
+def _bad_json(message: str, argv: list[str]) -> str:
+    """lm-eval's "Invalid JSON: VALUE. Hint: ..." as one line naming the option that held it."""
+    if not message.startswith("Invalid JSON: "):
+        return message
+    value = message.removeprefix("Invalid JSON: ").rpartition(". Hint:")[0] or message
+    at = next((i for i, a in enumerate(argv) if a == value or a.endswith("=" + value)), None)
+    before = argv[:at] if at is not None else []
+    option = next((a for a in reversed(before) if a.startswith("--")), "an option")
+    if value.lstrip().startswith("{"):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError as exc:
+            return f"{option} {value}: not valid JSON ({exc})"
+    hint = (
+        " (or the controller's with --controller_args alpha=5)" if option == "--model_args" else ""
+    )
+    return (
+        f"{option} {value}: lm-eval reads no JSON inside key=value pairs; give all of {option} "
+        f"as one JSON object{hint}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from lm_eval.utils import setup_logging
 
@@ -288,16 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except ValueError as exc:
-        # lm-eval's --model_args action raises instead of calling parser.error.
-        message = str(exc)
-        if message.startswith("Invalid JSON: "):
-            given = message.removeprefix("Invalid JSON: ").partition(". Hint:")[0]
-            message = (
-                f"{given}: lm-eval reads no JSON inside key=value pairs; give all of "
-                """--model_args as one JSON object (--model_args '{"controller_args": """
-                """{"alpha": 5}}'), or the controller's with --controller_args alpha=5"""
-            )
-        print(f"emobench: error: --model_args {message}", file=sys.stderr)
+        # lm-eval's key=value/JSON options raise instead of calling parser.error.
+        print(f"emobench: error: {_bad_json(str(exc), argv)}", file=sys.stderr)
         return 2
     setup_logging()
     _log_like_lm_eval()

@@ -140,6 +140,10 @@ def finite_number(controller: str, name: str, value: Any) -> float:
 def whole_number(controller: str, name: str, value: Any) -> int:
     """A controller's integer argument, refused (naming it) unless it is a whole number:
     int(2.7) would run 2 while the record says 2.7."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # exact: a float would round a large seed
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value)
     number = finite_number(controller, name, value)
     if not number.is_integer():
         raise EmoBenchError(

@@ -74,6 +74,7 @@ class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.entries: dict[tuple[str, str], str] = {}
+        self._keys: set[str] | None = None  # the docs with any reply, built when first asked
         if self.path.is_file():
             self._load(self._repair())
 
@@ -123,6 +124,14 @@ class Journal:
     def get(self, key: str, fp: str) -> str | None:
         return self.entries.get((key, fp))
 
+    def under_other_settings(self, key: str, fp: str) -> bool:
+        """Whether the doc has a reply here made under other settings only (so not reused)."""
+        if (key, fp) in self.entries:
+            return False
+        if self._keys is None:
+            self._keys = {k for k, _ in self.entries}
+        return key in self._keys
+
     def add(self, key: str, fp: str, text: str) -> None:
         line = json.dumps({"key": key, "fp": fp, "text": text}, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +147,8 @@ class Journal:
         finally:
             os.close(fd)
         self.entries[(key, fp)] = text
+        if self._keys is not None:
+            self._keys.add(key)
 
 
 def kw_key(gen_kwargs: dict[str, Any]) -> str:

@@ -55,10 +55,8 @@ def _construct_all(names: list[str]) -> None:
             create_controller(name)
         except EmoBenchError as exc:
             others = ",".join(n for n in names if n != name)
-            raise EmoBenchError(
-                f"{exc}; no run started: mend that controller, or leave it out "
-                f"(--controllers {others})"
-            ) from exc
+            around = f", or leave it out (--controllers {others})" if others else ""
+            raise EmoBenchError(f"{exc}; no run started: mend that controller{around}") from exc
 
 
 def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:

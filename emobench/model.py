@@ -323,6 +323,17 @@ class EmoBenchLM(HFLM):
                 len(requests) - len(todo),
                 len(requests),
             )
+        if self.journal is not None and (
+            other := sum(
+                self.journal.under_other_settings(rewritten[j].doc["key"], fps[j]) for j in todo
+            )
+        ):
+            log.warning(
+                "%s: %s in the journal made under other settings (model, controller arguments "
+                "or code, generation settings) made again",
+                emotion,
+                "1 reply" if other == 1 else f"{other} replies",
+            )
         if todo:
             pending = [rewritten[j] for j in todo]
             hooks_before = hook_count(self.model)

@@ -122,10 +122,15 @@ def changed_arguments(cls: type, args: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in args.items() if not same(k, v)}
 
 
-def _where(exc: BaseException) -> str:
-    """Where a constructor raised: the one-line error would otherwise hide the plugin's line."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f" (raised at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+def _where(exc: BaseException, cls: type) -> str:
+    """Where in the plugin's own file its constructor raised (not in a library it called): the
+    one-line error would otherwise hide the line."""
+    try:
+        source = inspect.getsourcefile(cls)
+    except TypeError:
+        return ""
+    own = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+    return f" (raised at {own[-1].filename}:{own[-1].lineno})" if own else ""
 
 
 def create(group: str, name: str, **kwargs: Any) -> Any:
@@ -137,7 +142,9 @@ def create(group: str, name: str, **kwargs: Any) -> Any:
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise PluginLoadError(f"{_KIND.get(group, 'plugin')} {name!r}: {exc}{_where(exc)}") from exc
+        raise PluginLoadError(
+            f"{_KIND.get(group, 'plugin')} {name!r}: {exc}{_where(exc, cls)}"
+        ) from exc
     obj.registry_name = name
     obj.args = args
     obj.given = dict(kwargs)

@@ -1,9 +1,9 @@
 """Collect emobench results files into leaderboard rows, and split them into rankings.
 
 A ranking holds only rows that can be compared: the same classifier (name and head hash) and
-the same kind of run (full, or cut short with --limit). A --limit run is shown as partial and is
-never ranked against full runs; rows scored by different classifiers never share a ranking, and
-the default classifier's ranking comes first.
+the same kind of run (full, or cut short with --limit to the same number of docs). A --limit run
+is shown as partial and is never ranked against full runs or runs of another size; rows scored
+by different classifiers never share a ranking, and the default classifier's ranking comes first.
 """
 
 from __future__ import annotations
@@ -189,7 +189,8 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
 
 
 def ranking_of(row: dict[str, Any]) -> str:
-    # A --limit run reads the first n docs: runs of another size saw other docs.
+    # A --limit run reads the first n docs: runs of another size saw other docs. (A --samples
+    # run of the same size is not told apart: lm-eval's results do not say which docs it read.)
     partial = f"partial runs of {row['n']} docs (--limit), not comparable with other sizes"
     return f"{TASK}, scored by {row['classifier']}, {partial if row['partial'] else 'full runs'}"
 

@@ -175,3 +175,14 @@ class TokenizerController(Controller):
         ids = tokenizer(doc["target_emotion"], add_special_tokens=False)["input_ids"]
         system = {"role": "system", "content": f"Token ids of the emotion: {ids}."}
         return [system, *messages[1:]]
+
+
+class LibraryErrorController(Controller):
+    """A constructor whose error is raised inside a library it calls."""
+
+    name = "library-error"
+
+    def __init__(self, spec: str = "{") -> None:
+        import json
+
+        self.spec_ = json.loads(spec)

@@ -313,13 +313,27 @@ def test_model_args_typos_and_bad_flags_are_one_line_errors(tiny_llama_dir):
             f"emobench: error: --model_args fast_decode={value}: not a yes/no value; "
             "use fast_decode=true or fast_decode=false"
         )
-    # JSON inside key=value pairs: lm-eval's parser raises; the user reads one line.
-    proc = emobench(*common, "--model_args", 'controller_args={"alpha":5}')
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert last_line(proc).startswith(
-        'emobench: error: --model_args controller_args={"alpha":5}: lm-eval reads no JSON inside '
-        "key=value pairs; give all of --model_args as one JSON object"
-    )
+    # JSON inside key=value pairs, or broken JSON: lm-eval's parser raises; the user reads one
+    # line naming the option that held it.
+    for given, said in (
+        (
+            ["--model_args", 'controller_args={"alpha":5}'],
+            '--model_args controller_args={"alpha":5}: lm-eval reads no JSON inside key=value '
+            "pairs; give all of --model_args as one JSON object (or the controller's with",
+        ),
+        (
+            ["--gen_kwargs", "stop={x}"],
+            "--gen_kwargs stop={x}: lm-eval reads no JSON inside key=value pairs; give all of "
+            "--gen_kwargs as one JSON object",
+        ),
+        (
+            ["--model_args", '{"pretrained": "x",}'],
+            '--model_args {"pretrained": "x",}: not valid JSON (Expecting property name',
+        ),
+    ):
+        proc = emobench(*common, *given)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert last_line(proc).startswith(f"emobench: error: {said}"), last_line(proc)
     assert [flag("f", v) for v in ("off", "No", "0", False, "on", "TRUE", 1, True)] == [
         False,
         False,

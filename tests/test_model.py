@@ -1,6 +1,7 @@
 """The emobench model wrapper on a real (tiny, random-initialised) Llama."""
 
 import dataclasses
+import logging
 
 import pytest
 import torch
@@ -148,7 +149,7 @@ def test_the_journal_separates_emotions_and_controllers(tiny_lm_factory, test_do
 
 
 def test_the_journal_separates_model_settings_that_change_replies(
-    tiny_lm_factory, test_docs, tmp_path
+    tiny_lm_factory, test_docs, tmp_path, caplog
 ):
     """A shorter context (or a revision, an adapter) gives other replies: nothing is reused.
     A batch size only changes how fast they come."""
@@ -163,8 +164,15 @@ def test_the_journal_separates_model_settings_that_change_replies(
 
     assert calls() == set(EMOTIONS)
     assert calls(batch_size=3) == set()
-    assert calls(max_length=512) == set(EMOTIONS)
-    assert calls(max_length=512, batch_size=2) == set()
+    with caplog.at_level(logging.WARNING, logger="emobench"):
+        assert calls(max_length=512) == set(EMOTIONS)
+    # Not silently: the replies that are there and not reused are counted.
+    said = [r.getMessage() for r in caplog.records if "under other settings" in r.getMessage()]
+    ending = (
+        ": 1 reply in the journal made under other settings (model, controller arguments or "
+        "code, generation settings) made again"
+    )
+    assert len(said) == 6 and all(m.endswith(ending) for m in said), said
 
 
 def test_device_defaults_to_cpu_without_a_gpu(tiny_lm_factory):

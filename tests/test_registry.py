@@ -68,6 +68,9 @@ def test_bad_arguments_name_the_accepted_ones():
     # A bug in a constructor (not a refusal) says where it was raised.
     with pytest.raises(PluginLoadError, match=r"\(raised at .*plugins_for_tests.py:\d+\)$"):
         create_controller("tests.plugins_for_tests:BrokenInitController")
+    # Raised inside a library the plugin called: the plugin's line, not the library's.
+    with pytest.raises(PluginLoadError, match=r"\(raised at .*plugins_for_tests.py:\d+\)$"):
+        create_controller("tests.plugins_for_tests:LibraryErrorController")
 
 
 def test_module_path_plugins_load():
@@ -95,6 +98,8 @@ def test_a_count_must_be_a_whole_number():
     from emobench.controller import whole_number
 
     assert whole_number("c", "layer", "3") == 3 and whole_number("c", "layer", 4.0) == 4
+    assert whole_number("c", "seed", 2**53 + 1) == 2**53 + 1  # no trip through a float
+    assert whole_number("c", "seed", str(2**53 + 1)) == 2**53 + 1
     for bad, message in ((2.7, "is not a whole number"), ("x", "is not a number")):
         with pytest.raises(EmoBenchError, match=f"c: layer={bad!r} {message}"):
             whole_number("c", "layer", bad)
