@@ -206,7 +206,7 @@ def run_main_job(
     sweep_items: int = 12,
 ) -> list[dict[str, Any]]:
     from emobench.leaderboard.render import collect, write_all
-    from emobench.sweep import controller_argv, sweep
+    from emobench.sweep import controller_argv, sweep, swept_before
 
     out = Path(output_path)
     names = controllers or main_job_controllers()
@@ -235,11 +235,15 @@ def run_main_job(
             artifact = _own_artifact(name, out, model_args or [], step)
             grid = {**sweep_grid(name), "artifact": [str(artifact)]}
         if grid is not None:
-            _ensure_gate(model_args or [])
-            print(f"{step} {name}: no recommended setting; sweeping {grid} on train")
             folder = out / "sweeps" / name
-            sweep(name, grid, folder, folder / "work", items=sweep_items, extra=shared)
-            chosen = json.loads((folder / "recommended.json").read_text())
+            chosen = swept_before(folder, name, grid, sweep_items, shared)
+            if chosen is None:
+                _ensure_gate(model_args or [])
+                print(f"{step} {name}: no recommended setting; sweeping {grid} on train")
+                sweep(name, grid, folder, folder / "work", items=sweep_items, extra=shared)
+                chosen = json.loads((folder / "recommended.json").read_text())
+            else:
+                print(f"{step} {name}: swept before, {folder / 'recommended.json'}")
             args = {k: chosen[k] for k in grid if k in chosen}
         size = f"the first {limit} docs of {TASK}" if limit else f"full {TASK} run"
         journal = _journal(out, name)

@@ -35,6 +35,8 @@ from emobench.scoring.metrics import task_metrics
 
 TASK = "sev_emotion_train"
 REFERENCES = ("none", "prompt")
+# Every 37th (skeleton, valence) item: 12 items spread over the 480 of the train split.
+STRIDE = 37
 
 
 def slice_indices(items: int, stride: int) -> list[int]:
@@ -72,6 +74,25 @@ def newest_results(folder: Path, since: float) -> Path | None:
     a folder named for the model, so a name sort would rank another model's older run first."""
     written = [p for p in folder.rglob("results_*.json") if p.stat().st_mtime >= since]
     return max(written, key=lambda p: p.stat().st_mtime) if written else None
+
+
+def swept_before(
+    out: Path, controller: str, grid: dict[str, list[str]], items: int, extra: list[str]
+) -> dict[str, Any] | None:
+    """The recommended point of an earlier sweep in `out` of the same grid, slice and run
+    arguments (a resumed job need not load the model once per point again), else None."""
+    try:
+        report = json.loads((out / "sweep.json").read_text())
+        recommended = json.loads((out / "recommended.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = (
+        report.get("controller") == controller
+        and report.get("grid") == grid
+        and report.get("docs") == slice_indices(items, STRIDE)
+        and report.get("extra") == list(extra)
+    )
+    return recommended if same and isinstance(recommended, dict) else None
 
 
 def run_point(
@@ -194,7 +215,7 @@ def sweep(
     out: str | Path,
     work: str | Path,
     items: int = 12,
-    stride: int = 37,
+    stride: int = STRIDE,
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
     from emobench.controller import create_controller
@@ -243,7 +264,15 @@ def sweep(
         "acc": chosen["acc"],
     }
     (out / "recommended.json").write_text(json.dumps(recommended, indent=2) + "\n")
-    report = {"task": TASK, "docs": samples, "controller": controller, "knob": knob, "rows": rows}
+    report = {
+        "task": TASK,
+        "docs": samples,
+        "controller": controller,
+        "knob": knob,
+        "grid": grid,
+        "extra": list(extra or []),
+        "rows": rows,
+    }
     (out / "sweep.json").write_text(json.dumps({**report, "best": chosen}, indent=2) + "\n")
     typed = {k: plain_value(v) for k, v in chosen["args"].items()}
     unsteered = rows[0]["acc_qa"]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from emobench.mainjob import main_job_controllers, needs_sweep
 from tests.helpers import (
-    calibrated_cache,
     emobench,
     journal_lines,
     last_line,
@@ -33,38 +32,45 @@ def test_the_main_job_runs_every_unattended_controller() -> None:
 
 
 def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Path) -> None:
+    """On a model of its own: a plugin with a knob and no recommended setting is swept on train
+    first; steer, whose shipped directions are the embedded model's, gets directions discovered
+    for this model, then a sweep; the model's quality gate, which a sweep chooses by, is
+    calibrated first. A rerun takes every reply from the journals and sweeps nothing again."""
+    from emobench.mainjob import unfit_artifacts
+
+    assert unfit_artifacts(["none", "steer", "circuit"], str(tiny_llama_dir)) == [
+        "steer",
+        "circuit",
+    ]
+    assert unfit_artifacts(["none", "steer", "circuit"], None) == []  # the embedded model's own
     out = tmp_path / "job"
     args = [
-        "bench",
-        "--controllers",
-        KNOB,
-        "--limit",
-        "2",
-        "--sweep_items",
-        "1",
-        "--output_path",
-        str(out),
-        "--model_args",
-        f"pretrained={tiny_llama_dir}",
+        *["bench", "--controllers", f"{KNOB},steer", "--limit", "2", "--sweep_items", "1"],
+        *["--output_path", str(out), "--model_args", f"pretrained={tiny_llama_dir}"],
     ]
-    # A sweep chooses by quality-adjusted accuracy, which needs the model's quality gate: bench
-    # calibrates one first.
     env = {"EMOBENCH_CACHE": str(tmp_path / "cache")}
-    first = emobench(*args, env=env)
+    first = emobench(*args, env=env, timeout=1200)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "no quality gate for " in first.stdout and list((tmp_path / "cache/gates").iterdir())
+    artifact = out / "artifacts" / "steer"
+    assert "steer: its shipped artifact is another model's; discovering directions" in first.stdout
+    assert (artifact / "meta.json").is_file()
     sweep = json.loads((out / "sweeps" / KNOB / "sweep.json").read_text())
     assert {r["controller"] for r in sweep["rows"]} >= {"none", "prompt", KNOB}
     chosen = json.loads((out / "sweeps" / KNOB / "recommended.json").read_text())["gain"]
     board = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
-    assert [r["controller"] for r in board] == [KNOB]
-    assert float(json.loads(board[0]["controller_args"])["gain"]) == float(chosen)
-    assert board[0]["partial"] and board[0]["n"] == 2
-    # Run again: every reply comes from the journals, the leaderboard is the same.
-    again = emobench(*args, env=env)
+    assert sorted(r["controller"] for r in board) == sorted([KNOB, "steer"])
+    rows = {r["controller"]: r for r in board}
+    assert float(json.loads(rows[KNOB]["controller_args"])["gain"]) == float(chosen)
+    assert json.loads(rows["steer"]["controller_args"])["artifact"] == str(artifact)
+    assert all(r["partial"] and r["n"] == 2 for r in board)
+    # Run again: every reply comes from the journals, no sweep runs again, the same leaderboard.
+    again = emobench(*args, env=env, timeout=1200)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 2 replies taken from the journal" in again.stderr
-    assert "sweeping" in first.stdout
+    assert "sweeping" in first.stdout and "sweeping" not in again.stdout
+    assert f"{KNOB}: swept before, {out / 'sweeps' / KNOB / 'recommended.json'}" in again.stdout
+    assert "discovering" not in again.stdout
     journal = out / f"{KNOB}-cache.emobench-journal.jsonl"
     assert f"the first 2 docs of sev_emotion (journal {journal})" in first.stdout
     assert journal.is_file()
@@ -74,7 +80,8 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     board2 = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
     assert [r["acc"] for r in board2] == [r["acc"] for r in board]
     # The rerun's wall time covers no generation: the row says its replies came from a journal.
-    assert board[0]["replies_from_journal"] == 0 and board2[0]["replies_from_journal"] == 2
+    assert [r["replies_from_journal"] for r in board] == [0, 0]
+    assert [r["replies_from_journal"] for r in board2] == [2, 2]
     table = (out / "leaderboard" / "leaderboard.md").read_text()
     assert "(2/2 from journal)" in table
 
@@ -170,31 +177,3 @@ def test_a_controller_that_fails_to_construct_stops_bench_before_any_run(tmp_pat
         "no run started: mend that controller, or leave it out (--controllers none)"
     )
     assert not out.exists() or not any(out.iterdir())
-
-
-def test_bench_on_another_model_builds_what_the_shipped_artifacts_cannot_serve(
-    tmp_path: Path, tiny_llama_dir: Path
-) -> None:
-    """steer's shipped directions are the embedded model's: on another model bench discovers
-    directions for it on train, calibrates its quality gate, sweeps, then runs."""
-    from emobench.mainjob import unfit_artifacts
-
-    assert unfit_artifacts(["none", "steer", "circuit"], str(tiny_llama_dir)) == [
-        "steer",
-        "circuit",
-    ]
-    assert unfit_artifacts(["none", "steer", "circuit"], None) == []  # the embedded model's own
-    out = tmp_path / "job"
-    proc = emobench(
-        *["bench", "--controllers", "steer", "--limit", "1", "--sweep_items", "1"],
-        *["--output_path", str(out), "--model_args", f"pretrained={tiny_llama_dir}"],
-        env=calibrated_cache(tmp_path / "cache", tiny_llama_dir),
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    artifact = out / "artifacts" / "steer"
-    assert "its shipped artifact is another model's; discovering directions" in proc.stdout
-    assert (artifact / "meta.json").is_file()
-    (row,) = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
-    assert row["controller"] == "steer" and row["model"] == str(tiny_llama_dir)
-    assert json.loads(row["controller_args"])["artifact"] == str(artifact)
