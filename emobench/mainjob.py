@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +98,15 @@ def _given(model_args: list[str]) -> dict[str, str]:
 
 
 def _emobench(*args: str, failed: str) -> None:
+    """An emobench command of the job, its output shown as it comes."""
     if subprocess.run([sys.executable, "-m", "emobench", *args]).returncode != 0:
-        raise EmoBenchError(f"{failed} (its error is above); run `emobench bench` again to resume")
+        raise EmoBenchError(
+            f"{failed} (its error is above); run `emobench bench` again to resume from what is "
+            "done (journals, sweeps, artifacts)"
+        )
 
 
-def _own_artifact(name: str, out: Path, model_args: list[str], step: str) -> Path:
+def _own_artifact(name: str, out: Path, model_flag: list[str], step: str) -> Path:
     """An artifact for the job's model, discovered on the train split (kept: a rerun reuses it)."""
     folder = out / "artifacts" / name
     if not (folder / "meta.json").is_file():  # written last: a folder with it is complete
@@ -109,22 +114,25 @@ def _own_artifact(name: str, out: Path, model_args: list[str], step: str) -> Pat
         print(
             f"{step} {name}: its shipped artifact is another model's; discovering {kind} ({folder})"
         )
-        model = ["--model_args", *model_args] if model_args else []
         _emobench(
-            "discover", kind, "--out", str(folder), *model, failed=f"discovering {name}'s {kind}"
+            "discover",
+            kind,
+            "--out",
+            str(folder),
+            *model_flag,
+            failed=f"discovering {name}'s {kind}",
         )
     return folder
 
 
-def _ensure_gate(model_args: list[str]) -> None:
+def _ensure_gate(pretrained: str | None, model_flag: list[str]) -> None:
     """A sweep chooses by quality-adjusted accuracy, which needs the model's quality gate."""
     from emobench import loading
     from emobench.scoring.gate import gate_for
 
-    model = loading.model_name(_given(model_args).get("pretrained"))
+    model = loading.model_name(pretrained)
     if gate_for(model) is None:
         print(f"no quality gate for {model}: calibrating one (emobench calibrate-gate)")
-        model_flag = ["--model_args", *model_args] if model_args else []
         _emobench("calibrate-gate", *model_flag, failed=f"calibrating the gate of {model}")
 
 
@@ -179,7 +187,7 @@ def time_left(
     remaining: list[str],
     docs: int,
     out: Path,
-    own: set[str] = frozenset(),  # type: ignore[assignment]
+    own: Collection[str] = (),
 ) -> str | None:
     """The job's remaining time at the finished runs' pace per generated reply: each remaining
     controller generates the docs its journal does not hold yet."""
@@ -218,10 +226,10 @@ def run_main_job(
             f"{', '.join(installed(CONTROLLERS))}"
         )
     _construct_all(names)
-    own = set(unfit_artifacts(names, _given(model_args or []).get("pretrained")))
-    shared = ["--model_args", *model_args] if model_args else []
-    if batch_size:
-        shared += ["--batch_size", str(batch_size)]
+    pretrained = _given(model_args or []).get("pretrained")
+    own = set(unfit_artifacts(names, pretrained))
+    model_flag = ["--model_args", *model_args] if model_args else []
+    shared = [*model_flag, *(["--batch_size", str(batch_size)] if batch_size else [])]
     timings = []
     split = len(load_docs("test"))
     docs = min(limit, split) if limit else split
@@ -232,13 +240,13 @@ def run_main_job(
         args: dict[str, Any] = {}
         grid = needs_sweep(name)
         if name in own:
-            artifact = _own_artifact(name, out, model_args or [], step)
+            artifact = _own_artifact(name, out, model_flag, step)
             grid = {**sweep_grid(name), "artifact": [str(artifact)]}
         if grid is not None:
             folder = out / "sweeps" / name
             chosen = swept_before(folder, name, grid, sweep_items, shared)
             if chosen is None:
-                _ensure_gate(model_args or [])
+                _ensure_gate(pretrained, model_flag)
                 print(f"{step} {name}: no recommended setting; sweeping {grid} on train")
                 sweep(name, grid, folder, folder / "work", items=sweep_items, extra=shared)
                 chosen = json.loads((folder / "recommended.json").read_text())
@@ -247,30 +255,21 @@ def run_main_job(
             args = {k: chosen[k] for k in grid if k in chosen}
         size = f"the first {limit} docs of {TASK}" if limit else f"full {TASK} run"
         journal = _journal(out, name)
-        print(f"[{i}/{len(names)}] {name}: {size} (journal {journal})")
-        command = [
-            sys.executable,
-            "-m",
-            "emobench",
-            "--tasks",
-            TASK,
-            "--controller",
-            name,
-            *controller_argv(args),
-            "--output_path",
-            str(out),
-            "--log_samples",
-            "--use_cache",
-            str(out / f"{name}-cache"),
+        print(f"{step} {name}: {size} (journal {journal})")
+        start, started = time.perf_counter(), time.time()
+        _emobench(
+            *["--tasks", TASK, "--controller", name, *controller_argv(args)],
+            *[
+                "--output_path",
+                str(out),
+                "--log_samples",
+                "--use_cache",
+                str(out / f"{name}-cache"),
+            ],
             *shared,
             *(["--limit", str(limit)] if limit else []),
-        ]
-        start, started = time.perf_counter(), time.time()
-        if subprocess.run(command).returncode != 0:
-            raise EmoBenchError(
-                f"the {name} run failed (its error is above); run `emobench bench` again to "
-                "resume from the journals"
-            )
+            failed=f"the {name} run failed",
+        )
         timings.append((name, time.perf_counter() - start))
         replies = _replies(out, started)
         # A run that mostly read its journal spent its time loading and scoring, not
@@ -279,7 +278,7 @@ def run_main_job(
             spent, made = spent + timings[-1][1], made + replies[0]
         left = time_left(spent, made, names[i:], docs, out, own)
         if left:
-            print(f"[{i}/{len(names)}] {name} done in {timings[-1][1] / 60:.1f} min; {left}")
+            print(f"{step} {name} done in {timings[-1][1] / 60:.1f} min; {left}")
     # The sweeps' train-split runs live under out/sweeps and are not leaderboard rows.
     rows = collect(
         [p for p in out.iterdir() if p.is_dir() and p.name not in ("sweeps", "leaderboard")]
