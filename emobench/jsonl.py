@@ -24,6 +24,16 @@ def json_error(exc: json.JSONDecodeError, with_line: bool = True) -> str:
     return f"{exc.msg}{at} {where}"
 
 
+def read_json_file(path: Path) -> tuple[Any, str | None]:
+    """A whole JSON file's value and None, or None and why it could not be read (a phrase)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({json_error(exc)})"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"unreadable ({exc})"
+
+
 def open_bytes(path: Path) -> IO[bytes]:
     """`path` for reading bytes, through gzip when its name ends in `.gz`."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")

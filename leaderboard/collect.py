@@ -17,7 +17,7 @@ from typing import Any
 from emobench import EMOTIONS, VALENCES
 from emobench.classify import DEFAULT_CLASSIFIER
 from emobench.errors import EmoBenchError
-from emobench.jsonl import json_error
+from emobench.jsonl import read_json_file
 from emobench.record import (
     finite,
     foreign_record,
@@ -153,12 +153,9 @@ def read_row(path: Path) -> dict[str, Any] | str:
         return "a samples log, not a results file; pass its run's " + (
             str(beside[0]) if beside else "results_*.json"
         )
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        return f"not valid JSON ({json_error(exc)})"
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"unreadable ({exc})"
+    results, problem = read_json_file(path)
+    if problem:
+        return problem
     if not isinstance(results, dict) or not isinstance(results.get("results"), dict):
         return "not an lm-eval results file (no 'results' object)"
     if TASK not in results["results"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench.errors import EmoBenchError
-from emobench.jsonl import json_error
+from emobench.jsonl import read_json_file
 from emobench.record import finite
 
 log = logging.getLogger("emobench.leaderboard")
@@ -44,13 +44,9 @@ def load_sweeps(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
     """The readable sweeps under `paths`; a damaged file is skipped with a warning naming it."""
     sweeps = []
     for path in sweep_files(paths):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            log.warning("%s: skipped: not valid JSON (%s)", path, json_error(exc))
-            continue
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("%s: skipped: unreadable (%s)", path, exc)
+        data, problem = read_json_file(path)
+        if problem:
+            log.warning("%s: skipped: %s", path, problem)
             continue
         if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
             log.warning("%s: skipped: not an emobench sweep (no 'rows' list)", path)

@@ -12,7 +12,7 @@ from typing import Any
 from emobench import EMOTIONS
 from emobench.classify import Classifier
 from emobench.errors import DataError
-from emobench.jsonl import json_error, read_jsonl
+from emobench.jsonl import read_json_file, read_jsonl
 from emobench.record import QA_KEYS, given_args, given_model_args, read_record, reply_settings
 from emobench.scoring.gate import QualityGate, describe, gate_for
 from emobench.scoring.metrics import BREAKDOWNS, QUALITY, aggregate, cohen_kappa, sample_metrics
@@ -207,12 +207,9 @@ def results_beside(samples_path: str | Path) -> dict[str, Any] | None:
     candidate = path.with_name(f"results_{run_stamp(path)}.json")
     if not candidate.is_file():
         return None
-    try:
-        results = json.loads(candidate.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{candidate}: not valid JSON ({json_error(exc)})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{candidate}: unreadable ({exc})") from exc
+    results, problem = read_json_file(candidate)
+    if problem:
+        raise DataError(f"{candidate}: {problem}")
     if not isinstance(results, dict):
         raise DataError(f"{candidate}: not an lm-eval results file (no JSON object)")
     return results
