@@ -2,13 +2,14 @@
 
     EMOBENCH_SEV_DIR=../shared/sev python benchmarks/head_seeds.py \
         [--seeds 0,1,2] [--epochs 2] [--tuned_layers 4] [--without written,unnamed] \
-        [--asides [--skip_aside happiness:anger]] [--crossed] [--base DIR] [--states F] [--soup]
-        [--json F]
+        [--asides [--skip_aside happiness:anger]] [--crossed] [--events] [--base DIR] [--states F]
+        [--soup] [--json F]
 
 With --seeds "" it only times the encoder at inference.
 
 Trains the fine-tuned heads' recipe (`emobench.classify.tuning`; `--asides` adds the aside copies,
-`--crossed` the flat facts met with five emotions' reactions; no shipped head has either) on
+`--crossed` the flat facts met with five emotions' reactions, `--events` SEV's training outcomes
+met with the reactions their valence allows; no shipped head has any of them) on
 folds 1-4 of its training examples, once per seed, and scores what that head never saw: fold 0's
 single-label GoEmotions comments (7 labels), the judged held-out SEV replies (forced choice among
 the six emotions) and the implicit-emotion validation set (label accuracy per emotion, over its
@@ -24,7 +25,8 @@ beside a REPLY reply, and nothing else: every other example, aside or not, stays
 
 --states F keeps the frozen layers' output in F (safetensors) and reads it back in a later run over
 the same texts, base and tuned layers, so that recipes which differ only in the rows they train on
-(--without, --skip_aside; `--crossed --without crossed` is the shipped recipe) share the base's
+(--without, --skip_aside; `--crossed --without crossed` is the shipped recipe, and so is
+`--events --without events`) share the base's
 slow part (1.5 GB for mpnet with the asides; such a run does not time the base again); a file
 made for other texts, weights or tuned layers is refused.
 
@@ -169,6 +171,11 @@ def main() -> None:
         action="store_true",
         help="add the flat facts followed by five emotions' reactions (written.crossed)",
     )
+    parser.add_argument(
+        "--events",
+        action="store_true",
+        help="add SEV's training outcomes met with the reactions their valence allows",
+    )
     parser.add_argument("--states", default=None, help="keep the frozen layers' output here")
     parser.add_argument(
         "--soup",
@@ -211,7 +218,11 @@ def main() -> None:
         return
 
     ex, counts = data.build(
-        seed=0, written=True, with_asides=args.asides, with_crossed=args.crossed
+        seed=0,
+        written=True,
+        with_asides=args.asides,
+        with_crossed=args.crossed,
+        with_events=args.events,
     )
     dropped = [s for s in args.without.split(",") if s]
     if unknown := sorted(set(dropped) - set(counts)):

@@ -15,7 +15,8 @@ import torch
 from emobench import EMOTIONS
 from emobench.classify.augment import unnamed
 from emobench.classify.tuning import bases, data, model, train
-from emobench.classify.tuning.written import asides, compose, crossed
+from emobench.classify.tuning.events import BY_VALENCE, FRAMED, events, told
+from emobench.classify.tuning.written import asides, compose, crossed, parts
 from emobench.errors import DataError
 
 HARD_CASES = Path(__file__).parent / "data" / "hard_cases.jsonl"
@@ -264,6 +265,45 @@ def test_crossed_replies_join_the_examples_in_their_facts_fold(sev_dir):
         assert ex.targets[i][data.LABELS.index(w.emotion)] == 1
     with pytest.raises(ValueError, match="with_crossed needs written=True"):
         data.build(0, written=False, with_crossed=True)
+
+
+def test_sev_outcomes_are_met_by_their_valences_emotions_in_their_skeletons_fold(sev_dir):
+    """Every training skeleton's three outcomes, each under every emotion its valence allows and
+    no other, wrapped in that emotion's own written parts, in the fold of the skeleton's judged
+    replies; the shipped recipe's examples stay as they were."""
+    from emobench.data import load_skeletons, resolve_split
+
+    skeletons = load_skeletons(resolve_split("train"))
+    made = events(0)
+    assert made == events(0) and made != events(1)
+    assert len(made) == len(skeletons) * sum(map(len, BY_VALENCE.values()))
+    per_valence = {}
+    for w, (sk, valence, emotion) in zip(
+        made,
+        [(sk, v, e) for sk in skeletons for v, es in BY_VALENCE.items() for e in es],
+        strict=True,
+    ):
+        account = told(sk, valence)
+        assert w.group == sk.skeleton_id and w.emotion == emotion and account in w.text
+        before, after = (x.strip() for x in w.text.split(account))
+        p = parts(emotion)
+        if emotion in FRAMED:
+            assert before in p["openers"] and after in p["codas"]
+        else:
+            assert before == "" and after in p["cues"]
+        per_valence.setdefault(valence, set()).add(emotion)
+    assert per_valence == {v: set(es) for v, es in BY_VALENCE.items()}
+
+    ex, counts = data.build(0, with_events=True)
+    bare, bare_counts = data.build(0)
+    assert counts == bare_counts | {"events": len(made)}
+    assert ex.texts[: len(bare.texts)] == bare.texts
+    sev = np.flatnonzero(np.array(bare.source) == "sev")
+    judged = [json.loads(line) for line in (sev_dir / "judged/train_accepted.jsonl").open()]
+    fold_of = {r["skeleton_id"]: int(bare.fold[i]) for r, i in zip(judged, sev, strict=True)}
+    for i, w in zip(range(len(bare.texts), len(ex.texts)), made, strict=True):
+        assert ex.source[i] == "events" and ex.label[i] == w.emotion
+        assert ex.fold[i] == fold_of[w.group] and ex.origin[i] == -1
 
 
 def test_shipped_head_reproduces_its_card(sev_dir):

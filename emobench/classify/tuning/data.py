@@ -16,6 +16,9 @@
 - Only with `with_crossed` (measured, in no shipped head: docs/classifier-experiments.md,
   "Flat facts"): the neutral replies' flat facts followed by five emotions' reactions
   (`written.crossed`), so that a topic predicts no label.
+- Only with `with_events` (measured, in no shipped head: docs/classifier-experiments.md,
+  "SEV's outcomes met with feeling"): each SEV training skeleton's three outcomes told in the
+  first person and met with the reactions their valence allows (`tuning.events`).
 
 Folds: SEV replies are split by skeleton (a skeleton's 18 replies share a situation), GoEmotions
 comments stratified by their main label, written replies by the situation they were made from; a
@@ -33,6 +36,7 @@ from emobench import EMOTIONS
 from emobench.classify.augment import AUGMENTATIONS, unnamed
 from emobench.classify.goemotions import FINE_TO_EKMAN, default_path, ekman_label, load_comments
 from emobench.classify.train import judged_dir, load_judged
+from emobench.classify.tuning.events import events
 from emobench.classify.tuning.written import asides, compose, crossed
 
 LABELS = (*EMOTIONS, "neutral")
@@ -50,7 +54,7 @@ ASIDE_WEIGHT = 0.25
 class Examples:
     texts: list[str]
     targets: np.ndarray  # (n, 7) rows summing to 1
-    # sev | goemotions | <augmentation name> | unnamed | written | aside | crossed
+    # sev | goemotions | <augmentation name> | unnamed | written | aside | crossed | events
     source: list[str]
     fold: np.ndarray  # (n,) in 0..FOLDS-1
     # The one label a text is scored against (None for a GoEmotions comment with several).
@@ -111,7 +115,11 @@ def _stratified_folds(labels: list[str], seed: int) -> np.ndarray:
 
 
 def build(
-    seed: int = 0, written: bool = True, with_asides: bool = False, with_crossed: bool = False
+    seed: int = 0,
+    written: bool = True,
+    with_asides: bool = False,
+    with_crossed: bool = False,
+    with_events: bool = False,
 ) -> tuple[Examples, dict[str, int]]:
     """Every training example, and how many each source gave."""
     if with_crossed and not written:
@@ -163,6 +171,10 @@ def build(
         # After the asides, which are made from the written replies only; in their fact's fold.
         for w in crossed(seed):
             add(w.text, one_hot(w.emotion), "crossed", by_written[w.group], w.emotion)
+    if with_events:
+        # Last, so that every other example stays as it was; in their skeleton's fold.
+        for w in events(seed):
+            add(w.text, one_hot(w.emotion), "events", by_group[w.group], w.emotion)
     counts: dict[str, int] = {}
     for src in source:
         counts[src] = counts.get(src, 0) + 1
