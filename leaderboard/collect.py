@@ -1,9 +1,11 @@
 """Collect emobench results files into leaderboard rows, and split them into rankings.
 
 A ranking holds only rows that can be compared: the same classifier (name and head hash) and
-the same kind of run (full, or cut short with --limit to the same number of docs). A --limit run
-is shown as partial and is never ranked against full runs or runs of another size; rows scored
-by different classifiers never share a ranking, and the default classifier's ranking comes first.
+the same kind of run (full, or cut short with --limit or --samples to the same docs). A partial
+run is never ranked against full runs or runs that read other docs (the task's `docs_sha256`;
+results written before it say only how many docs, and rank with runs of that size and no hash);
+rows scored by different classifiers never share a ranking, and the default classifier's ranking
+comes first.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ COLUMNS = [
     "classifier",
     "n",
     "partial",
+    "docs",
     "acc",
     "acc_match",
     "acc_qa",
@@ -96,6 +99,8 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         "n": size.get("effective"),
         # Fewer docs than the task has (--limit, or a subset of samples): not a full run.
         "partial": _partial(size, results),
+        # Which docs a partial run read (a full run reads them all); None in older results.
+        "docs": _docs(results),
         **{k: finite(metrics.get(k)) for k in COLUMNS if k.startswith("acc")},
         "macro_f1": finite(extras.get("macro_f1")),
         # Quality-adjusted accuracy: correct AND through the model's quality gate (emobench.gate).
@@ -139,6 +144,12 @@ def _partial(size: dict[str, Any], results: dict[str, Any]) -> bool:
     return bool(short or limit not in (None, 0))
 
 
+def _docs(results: dict[str, Any]) -> str | None:
+    block = (results.get("results") or {}).get(TASK) or {}
+    digest = block.get("docs_sha256,classify")
+    return digest[:12] if isinstance(digest, str) else None
+
+
 def _classifier_name(spec: dict[str, Any]) -> str:
     """Name plus the head's hash, so runs scored by different heads are never merged."""
     sha = (spec.get("head") or {}).get("sha256")
@@ -167,8 +178,8 @@ def read_row(path: Path) -> dict[str, Any] | str:
 
 
 def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """One row per (model, controller + args, classifier, n): the newest run wins. Rows come in
-    rankings (`ranking`, `rank`): full runs first, each classifier on its own, best first.
+    """One row per (model, controller + args, classifier, docs read): the newest run wins. Rows
+    come in rankings (`ranking`, `rank`): full runs first, each classifier on its own, best first.
 
     A path that does not exist is an error; a file that holds no emobench results (damaged,
     or another task's) is skipped with a warning that names it and says why.
@@ -179,17 +190,24 @@ def collect(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
         if isinstance(row, str):
             log.warning("%s: skipped: %s", path, row)
             continue
-        key = (row["model"], row["controller"], row["controller_args"], row["classifier"], row["n"])
+        key = (
+            *(row[k] for k in ("model", "controller", "controller_args", "classifier", "n")),
+            row["docs"] if row["partial"] else None,
+        )
         if key not in newest or (row["date"] or 0) >= (newest[key]["date"] or 0):
             newest[key] = row
     return ranked(list(newest.values()))
 
 
 def ranking_of(row: dict[str, Any]) -> str:
-    # A --limit run reads the first n docs: runs of another size saw other docs. (A --samples
-    # run of the same size is not told apart: lm-eval's results do not say which docs it read.)
-    partial = f"partial runs of {row['n']} docs (--limit), not comparable with other sizes"
-    return f"{TASK}, scored by {row['classifier']}, {partial if row['partial'] else 'full runs'}"
+    if not row["partial"]:
+        return f"{TASK}, scored by {row['classifier']}, full runs"
+    # Runs of one size that read other docs (--samples) are told apart by their docs' hash.
+    which = f"docs {row['docs']}" if row["docs"] else "docs not recorded"
+    return (
+        f"{TASK}, scored by {row['classifier']}, partial runs of {row['n']} docs ({which}), "
+        "not comparable with other docs"
+    )
 
 
 def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -201,6 +219,7 @@ def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key=lambda r: (
             r["partial"],
             -(r["n"] or 0) if r["partial"] else 0,
+            (r["docs"] or "") if r["partial"] else "",
             r["classifier"].split("@")[0] != DEFAULT_CLASSIFIER,
             r["classifier"],
             r["acc"] is None,

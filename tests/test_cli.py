@@ -130,6 +130,7 @@ def test_end_to_end_prompt_run_on_the_embedded_model(tmp_path):
     again = json.loads((tmp_path / "score.json").read_text())
     assert again["acc"] == pytest.approx(block["acc,classify"])  # same classifier, same verdicts
     assert again["acc_match"] == pytest.approx(block["acc_match,classify"])
+    assert again["docs_sha256"] == block["docs_sha256,classify"]  # the same docs, re-scored
     assert again["agreement_with_run"]["cohen_kappa"] == pytest.approx(1.0)
     assert sum(map(sum, again["confusion"]["matrix"])) == 12
     assert "confusion (rows: target, columns: predicted)" in rescored.stdout

@@ -108,7 +108,9 @@ def test_quality_adjusted_accuracy_counts_only_gated_correct_replies():
     off_topic = {"ppl": 3.0, "distinct_2": 0.9, "relevance": 0.0}
     targets = ["anger", "anger", "fear", "fear"]
     predicted = ["anger", "anger", "fear", "neutral"]
-    docs = [{"target_emotion": t, "valence": "neutral"} for t in targets]
+    docs = [
+        {"key": f"doc{i}", "target_emotion": t, "valence": "neutral"} for i, t in enumerate(targets)
+    ]
 
     def quality_adjusted(targets, predicted, qualities, gate):
         return summarize(docs, predicted, qualities, gate)["quality_adjusted"]

@@ -155,3 +155,39 @@ def test_rows_with_equal_accuracy_share_a_rank(tmp_path: Path) -> None:
     html = render(rows, "html")
     anchors = re.findall(r'<details id="(run-[^"]+)"', html)
     assert len(anchors) == len(set(anchors)) == 4
+
+
+def test_runs_of_one_size_that_read_other_docs_are_ranked_apart(tmp_path: Path, tiny_llama_dir):
+    """A --samples run reports which docs it read, so it never ranks beside a --limit run of the
+    same size (the first docs) or a --samples run of other docs."""
+    from emobench.data import load_docs
+    from emobench.scoring.metrics import docs_digest
+
+    proc = emobench(
+        *["--tasks", "sev_emotion", "--samples", '{"sev_emotion": [7, 3]}', "--device", "cpu"],
+        *["--model_args", f"pretrained={tiny_llama_dir},measure_fluency=false"],
+        *["--classifier", "minilm", "--log_samples", "--output_path", str(tmp_path / "out")],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = (tmp_path / "out").rglob("results_*.json")
+    (samples_file,) = (tmp_path / "out").rglob("samples_sev_emotion_*.jsonl")
+    read = [json.loads(line)["doc"]["key"] for line in samples_file.read_text().splitlines()]
+    docs = load_docs("test")
+    assert sorted(read) == sorted(docs[i]["key"] for i in (3, 7))
+    sampled = json.loads(results_file.read_text())
+    assert sampled["results"]["sev_emotion"]["docs_sha256,classify"] == docs_digest(read)
+
+    # The same run as if it had read the first two docs (--limit 2) and two others, by hash.
+    first = copy.deepcopy(sampled)
+    first["results"]["sev_emotion"]["docs_sha256,classify"] = docs_digest(
+        d["key"] for d in docs[:2]
+    )
+    again = copy.deepcopy(sampled)
+    again["config"]["emobench"]["controller"]["name"] = "other"
+    rows = collect([write(tmp_path / "runs", [sampled, first, again])])
+    assert all(r["partial"] and r["n"] == 2 for r in rows)
+    by_docs: dict[str, set[str]] = {}
+    for row in rows:
+        by_docs.setdefault(row["ranking"], set()).add(row["controller"])
+    assert sorted(map(sorted, by_docs.values())) == [["none"], ["none", "other"]]
+    assert all("partial runs of 2 docs (docs " in name for name in by_docs)

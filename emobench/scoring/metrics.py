@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -51,6 +52,8 @@ def sample_metrics(doc: Mapping[str, Any], scored: Mapping[str, Any]) -> dict[st
     # The classifier head's hash, so that a run of another lm-eval model (which records no
     # classifier spec) still says which head scored it.
     out["classifier_head"] = scored.get("head")
+    # Which docs the run read: a --samples run and a --limit run of one size read different docs.
+    out["docs_sha256"] = doc["key"]
     quality = scored.get("quality")
     if quality is not None:
         for name in QUALITY:
@@ -115,6 +118,12 @@ def one_value(items: Iterable[Any]) -> Any:
     return values.pop() if len(values) == 1 else None
 
 
+def docs_digest(keys: Iterable[str]) -> str:
+    """Task aggregation: the sha256 of the run's doc keys (sorted, one per line), the same for
+    two runs that read the same docs in any order."""
+    return hashlib.sha256("\n".join(sorted(set(keys))).encode()).hexdigest()
+
+
 def macro_f1_of(rows: Sequence[Sequence[Any]]) -> float | None:
     """Task aggregation: macro-F1 over the same labels."""
     return _measured(macro_f1(*_split(rows)))
@@ -128,6 +137,7 @@ def aggregate(per_doc: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "macro_f1": macro_f1_of,
         "confusion": confusion_matrix,
         "classifier_head": one_value,
+        "docs_sha256": docs_digest,
     }
     names = dict.fromkeys(k for row in per_doc for k in row)
     return {

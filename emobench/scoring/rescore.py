@@ -52,7 +52,7 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
         try:
             doc = record["doc"]
             text = record["resps"][0][0]
-            missing = [k for k in ("target_emotion", "valence") if k not in doc]
+            missing = [k for k in ("key", "target_emotion", "valence") if k not in doc]
         except (KeyError, IndexError, TypeError) as exc:
             missing = [repr(exc)]
         if missing:
@@ -90,7 +90,7 @@ def summarize(
         rows.append(sample_metrics(doc, scored))
     agg = aggregate(rows)
     out: dict[str, Any] = {"n": len(docs)}
-    out |= {k: agg[k] for k in ("acc", *BREAKDOWNS, "macro_f1", "confusion")}
+    out |= {k: agg[k] for k in ("acc", *BREAKDOWNS, "macro_f1", "confusion", "docs_sha256")}
     if matches is not None:
         out["acc_match"] = agg["acc_match"]
     if qualities is not None and all(q is not None for q in qualities):
@@ -225,7 +225,7 @@ def as_results(result: dict[str, Any], samples_path: str | Path) -> dict:
     counts = (original.get("n-samples") or {}).get(task) or {}
     metrics = {
         k: result[k]
-        for k in ("acc", "acc_match", *BREAKDOWNS, "macro_f1", "confusion")
+        for k in ("acc", "acc_match", *BREAKDOWNS, "macro_f1", "confusion", "docs_sha256")
         if k in result
     }
     metrics |= {k: result[k] for k in QUALITY if k in result}

@@ -21,6 +21,7 @@ from emobench.errors import EmoBenchError
 from emobench.reply import measured_ppl, quality_gate
 from emobench.scoring.metrics import (
     confusion_matrix,
+    docs_digest,
     geometric_mean_where,
     macro_f1_of,
     mean_where,
@@ -33,6 +34,7 @@ __all__ = [
     "ClassifyFilter",
     "confusion_matrix",
     "doc_to_text",
+    "docs_digest",
     "geometric_mean_where",
     "macro_f1_of",
     "mean_where",
