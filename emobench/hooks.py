@@ -7,6 +7,7 @@ under one ExitStack so that every handle is removed on every exit path, exceptio
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -158,7 +159,49 @@ def hook_points(model: nn.Module) -> list[BlockPoints]:
             )
         )
     resolve(model, [p for bp in points for p in (bp.pre_mlp_norm, bp.attn_out, bp.mlp_down)])
+    if model not in _CHECKED:
+        _check_residual_after_attention(model, points)
+        _CHECKED.add(model)
     return points
+
+
+# Models whose pre-MLP norm was seen to read the residual stream after attention.
+_CHECKED: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+
+def _check_residual_after_attention(model: nn.Module, points: list[BlockPoints]) -> None:
+    """Refuse a model whose pre-MLP norm does not read the residual after attention, seen on one
+    short forward pass: with a parallel residual (GPT-NeoX / Pythia) it reads the block's input,
+    and with a norm on the attention output before the residual (OLMo2) the raw attention
+    output. Directions, circuits and neuron reads would be taken from the wrong tensor."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, pre: bool) -> HookFn:
+        def hook(module: nn.Module, args: Any, output: Any = None) -> None:
+            value = args[0] if pre else output
+            seen[name] = (value[0] if isinstance(value, tuple) else value).detach()
+
+        return hook
+
+    forward = {p.block: keep(p.block, False) for p in points}
+    forward |= {p.attn_out: keep(p.attn_out, False) for p in points}
+    pre = {p.pre_mlp_norm: keep(p.pre_mlp_norm, True) for p in points}
+    device = next(model.parameters()).device
+    ids = torch.arange(1, 5, device=device)[None]
+    with torch.no_grad(), hooked(model, forward=forward, forward_pre=pre):
+        model(input_ids=ids, use_cache=False)
+    for before, point in zip([None, *points], points, strict=False):
+        mid = seen[point.pre_mlp_norm].float()
+        if before is not None and torch.allclose(mid, seen[before.block].float()):
+            what = "the block's input (a parallel residual, as GPT-NeoX's use_parallel_residual)"
+        elif torch.allclose(mid, seen[point.attn_out].float()):
+            what = "the attention output before it joins the residual (a norm on it, as OLMo2's)"
+        else:
+            continue
+        raise EmoBenchError(
+            f"{type(model).__name__}: {point.pre_mlp_norm} reads {what}, not the residual "
+            "stream after attention; emobench's hook points cannot read this architecture"
+        )
 
 
 def last_position(hidden: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,29 @@ def test_a_config_that_misstates_the_heads_is_refused():
         hook_points(model)
 
 
+def test_a_pre_mlp_norm_that_reads_another_tensor_is_refused():
+    """Names alone resolve on GPT-NeoX and OLMo2, but there `post_attention_layernorm` reads the
+    block's input (a parallel residual) or the raw attention output (OLMo2 normalises it before
+    the residual): one forward pass shows it, and the model is refused rather than misread."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, Olmo2Config, Olmo2ForCausalLM
+
+    common = {
+        "vocab_size": 128,
+        "num_hidden_layers": 2,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_attention_heads": 4,
+    }
+    torch.manual_seed(0)
+    with pytest.raises(EmoBenchError, match="reads the block's input"):
+        hook_points(GPTNeoXForCausalLM(GPTNeoXConfig(**common)).eval())
+    with pytest.raises(EmoBenchError, match="reads the attention output before it joins"):
+        hook_points(Olmo2ForCausalLM(Olmo2Config(**common)).eval())
+    sequential = GPTNeoXForCausalLM(GPTNeoXConfig(**common, use_parallel_residual=False)).eval()
+    assert len(hook_points(sequential)) == 2
+    assert hook_count(sequential) == 0  # the check's hooks are gone
+
+
 def test_unknown_architectures_fail_clearly():
     with pytest.raises(EmoBenchError, match="cannot find the decoder layers"):
         hook_points(torch.nn.Sequential(torch.nn.Linear(2, 2)))
