@@ -61,14 +61,16 @@ def _construct_all(names: list[str]) -> None:
 
 
 def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:
-    """The controllers whose shipped artifact was built for a model of another shape (another
-    type, depth or width): bench builds them an artifact of their own first."""
+    """The controllers whose shipped artifact was built for another model: of another shape
+    (type, depth, width), or of the same shape with other weights (a fine-tune, the base model
+    of an instruct one). bench builds them an artifact of their own first."""
     from transformers import AutoConfig
 
-    from emobench import loading
+    from emobench import artifacts, loading
 
     unfit: list[str] = []
     shape: tuple[Any, ...] | None = None
+    loaded: list[Any] = []  # the model, loaded once, only if a same-shape artifact needs it
     for name in names:
         controller = create_controller(name)
         if not isinstance(controller, ArtifactController) or controller.artifact:
@@ -76,7 +78,8 @@ def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:
         meta_path = controller.artifact_path() / "meta.json"
         if not meta_path.is_file():
             continue
-        built = json.loads(meta_path.read_text()).get("model") or {}
+        meta = json.loads(meta_path.read_text())
+        built = meta.get("model") or {}
         if shape is None:
             try:
                 config = AutoConfig.from_pretrained(loading.model_path(pretrained))
@@ -90,6 +93,14 @@ def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:
             built.get("hidden_size"),
         ) != shape:
             unfit.append(name)
+        elif built.get("name") != loading.model_name(pretrained):
+            # Same shape, another name: only the weights can tell (the run would refuse them).
+            if not loaded:
+                loaded.append(loading.load_model({"pretrained": pretrained, "device": "cpu"})[0])
+            try:
+                artifacts.check_model(meta, loaded[0], meta_path.parent)
+            except EmoBenchError:
+                unfit.append(name)
     return unfit
 
 

@@ -31,6 +31,28 @@ def test_the_main_job_runs_every_unattended_controller() -> None:
     assert needs_sweep(KNOB) == {"gain": ["0", "2"]}
 
 
+def test_a_same_shape_model_with_other_weights_gets_artifacts_of_its_own(
+    tmp_path: Path, embedded_dir: Path
+) -> None:
+    """The shipped artifacts fit the embedded model under any name, and not a model of the same
+    shape with other weights (a fine-tune), which the run itself would refuse."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from emobench.mainjob import unfit_artifacts
+
+    assert unfit_artifacts(["steer", "circuit"], str(embedded_dir)) == []
+    tuned = AutoModelForCausalLM.from_pretrained(embedded_dir, dtype=torch.bfloat16)
+    with torch.no_grad():
+        tuned.model.norm.weight.mul_(2)
+    tuned.save_pretrained(tmp_path / "tuned")
+    AutoTokenizer.from_pretrained(embedded_dir).save_pretrained(tmp_path / "tuned")
+    assert unfit_artifacts(["none", "steer", "circuit"], str(tmp_path / "tuned")) == [
+        "steer",
+        "circuit",
+    ]
+
+
 def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Path) -> None:
     """On a model of its own: a plugin with a knob and no recommended setting is swept on train
     first; steer, whose shipped directions are the embedded model's, gets directions discovered
