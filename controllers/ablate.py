@@ -66,13 +66,42 @@ class AblateController(ArtifactController):
                 "ablate: name what to zero: attribute=<name> (top=N, random=SEED for the "
                 "control) or neurons=layer:index,..."
             )
+        if neurons not in (None, "") and (
+            extra := [
+                k
+                for k, given in (
+                    ("top", top != 100),
+                    ("random", random not in (None, "")),
+                    ("artifact", artifact not in (None, "")),
+                )
+                if given
+            ]
+        ):
+            # They choose among an artifact's ranked neurons; named neurons are the whole set.
+            raise EmoBenchError(
+                f"ablate: neurons= names every neuron to zero; {', '.join(extra)}= would be "
+                "ignored, so leave it out (or give attribute= instead of neurons=)"
+            )
         super().__init__(artifact)
         self.attribute = attribute or None
         self.top = whole_number("ablate", "top", top)
         self.random = None if random in (None, "") else whole_number("ablate", "random", random)
         if self.top < 1:
             raise EmoBenchError(f"ablate: top must be at least 1, got {self.top}")
+        if self.attribute and artifact in (None, ""):
+            # No attribute artifact ships: the neurons are the output of a discovery on the model.
+            raise EmoBenchError(
+                f"ablate: attribute={self.attribute} needs artifact=DIR, the folder written by "
+                "`emobench discover attributes --out DIR` for the model that runs"
+            )
         self.neurons = parse_neurons(neurons) if neurons not in (None, "") else None
+        if self.neurons is not None and len(set(self.neurons)) < len(self.neurons):
+            twice = sorted({n for n in self.neurons if self.neurons.count(n) > 1})
+            raise EmoBenchError(
+                "ablate: neurons= names "
+                + ", ".join(f"{la}:{i}" for la, i in twice)
+                + " more than once; name each neuron once"
+            )
         self._chosen: dict[int, list[int]] | None = None
 
     def chosen(self, model: Any) -> dict[int, list[int]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from emobench import commands, lm_eval_glue
+from emobench.errors import EmoBenchError
 
 
 def _module_doc(name: str) -> str:
@@ -44,6 +45,65 @@ def _documented(subparsers: Any, name: str, help: str, module: str) -> argparse.
     )
 
 
+def _at_least(low: int):
+    """An argparse type: a whole number of `low` or more (argparse names the option)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: give {low} or more")
+        return value
+
+    parse.__name__ = f"whole number >= {low}"
+    return parse
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give a rate between 0 and 1, e.g. 0.05")
+    return value
+
+
+# Options of `discover` and `analyze` that one kind of artifact takes and the others do not:
+# (the kinds that take it, its default there). Parsed with default None, so that an option
+# given for a kind that ignores it is refused rather than silently dropped.
+DISCOVER_SCOPED = {
+    "limit_groups": (("directions", "circuit"), None),
+    "probe_situations": (("circuit",), 24),
+    "permutations": (("attributes",), 10_000),
+    "fdr": (("attributes",), 0.05),
+}
+ANALYZE_SCOPED = {
+    "groups": (("circuit",), 8),
+    "generate": (("circuit",), 0),
+    "task": (("attributes",), "goemotions_inference_ekman"),
+    "limit": (("attributes",), 140),
+    "top": (("attributes",), 100),
+}
+
+
+def _scoped(command: str, func: Any, table: dict[str, tuple[tuple[str, ...], Any]]) -> Any:
+    def run(args: argparse.Namespace) -> Any:
+        for name, (kinds, default) in table.items():
+            if getattr(args, name) is None:
+                setattr(args, name, default)
+            elif args.what not in kinds:
+                raise EmoBenchError(
+                    f"--{name} applies to `emobench {command} {' / '.join(kinds)}` only, "
+                    f"not to {args.what}; leave it out"
+                )
+        return func(args)
+
+    return run
+
+
 def add_study_commands(subparsers: Any) -> None:
     from emobench.classify import DEFAULT_CLASSIFIER
 
@@ -67,12 +127,12 @@ def add_study_commands(subparsers: Any) -> None:
     dc.add_argument("what", choices=["directions", "circuit", "attributes"])
     _add_model_args(dc)
     dc.add_argument("--out", required=True, help="output directory of the artifact")
-    dc.add_argument("--batch_size", type=int, default=16)
+    dc.add_argument("--batch_size", type=_at_least(1), default=16)
     dc.add_argument(
         "--limit_groups",
-        type=int,
+        type=_at_least(1),
         default=None,
-        help="only the first N (skeleton, valence) groups (for quick checks)",
+        help="directions, circuit: only the first N (skeleton, valence) groups (for quick checks)",
     )
     dc.add_argument(
         "--accepted_only",
@@ -93,20 +153,22 @@ def add_study_commands(subparsers: Any) -> None:
     )
     dc.add_argument(
         "--probe_situations",
-        type=int,
-        default=24,
+        type=_at_least(1),
+        default=None,
         help="circuit: neutral situations for the sublayer-importance probe (default 24)",
     )
     dc.add_argument(
         "--permutations",
-        type=int,
-        default=1000,
-        help="attributes: concept-label permutations of the Mantel test (default 1000)",
+        type=_at_least(1),
+        default=None,
+        help="attributes: concept-label permutations of the Mantel test (default "
+        "10,000; an attribute needs at least neurons / (q (permutations + 1)) "
+        "neurons at the p-value floor for any discovery)",
     )
     dc.add_argument(
-        "--fdr", type=float, default=0.05, help="attributes: Benjamini-Hochberg q (default 0.05)"
+        "--fdr", type=_rate, default=None, help="attributes: Benjamini-Hochberg q (default 0.05)"
     )
-    dc.set_defaults(func=commands.discover)
+    dc.set_defaults(func=_scoped("discover", commands.discover, DISCOVER_SCOPED))
 
     sw = _documented(
         subparsers,
@@ -150,27 +212,39 @@ def add_study_commands(subparsers: Any) -> None:
     )
     an.add_argument("--out", required=True, help="directory for analysis.json, summary.md, PNGs")
     _add_model_args(an)
-    an.add_argument("--groups", type=int, default=8, help="train situations per emotion (8)")
-    an.add_argument("--seeds", type=int, default=5, help="random controls per setting (5)")
+    an.add_argument(
+        "--groups",
+        type=_at_least(1),
+        default=None,
+        help="circuit: train situations per emotion (8)",
+    )
+    an.add_argument("--seeds", type=_at_least(1), default=5, help="random controls per setting (5)")
     an.add_argument(
         "--generate",
-        type=int,
-        default=0,
-        help="also generate prompted replies for N situations per condition and classify them",
+        type=_at_least(0),
+        default=None,
+        help="circuit: also generate prompted replies for N situations per condition and classify "
+        "them (default 0)",
     )
-    an.add_argument("--batch_size", type=int, default=16)
+    an.add_argument("--batch_size", type=_at_least(1), default=16)
     an.add_argument(
         "--task",
-        default="goemotions_inference_ekman",
+        default=None,
         help="attributes: the emotion-inference task (default goemotions_inference_ekman)",
     )
     an.add_argument(
-        "--limit", type=int, default=140, help="attributes: docs of the task (default 140)"
+        "--limit",
+        type=_at_least(1),
+        default=None,
+        help="attributes: docs of the task (default 140)",
     )
     an.add_argument(
-        "--top", type=int, default=100, help="attributes: neurons knocked out (default 100)"
+        "--top",
+        type=_at_least(1),
+        default=None,
+        help="attributes: neurons knocked out (default 100)",
     )
-    an.set_defaults(func=commands.analyze)
+    an.set_defaults(func=_scoped("analyze", commands.analyze, ANALYZE_SCOPED))
 
     bn = _documented(
         subparsers,

@@ -16,6 +16,7 @@ from emobench.controller import create_controller
 from emobench.discovery.attributes.concepts import N_CONCEPTS, N_PAIRS, load_concepts, pair_index
 from emobench.discovery.attributes.rsa import (
     benjamini_hochberg,
+    fewest_discoveries,
     mantel_pvalues,
     neuron_rdms,
     spearman,
@@ -52,14 +53,38 @@ def test_spearman_matches_scipy_and_mantel_finds_a_planted_neuron() -> None:
     for neuron in (0, 7):
         expected = spearmanr(rdms[:, neuron].numpy(), concepts.attribute_rdms[:, k]).statistic
         assert float(rho[neuron, k]) == pytest.approx(expected, abs=1e-5)
-    empirical, p = mantel_pvalues(rdms, concepts.attribute_rdms, rho, permutations=199, seed=0)
-    assert float(empirical[0, k]) == pytest.approx(1 / 200)  # no permutation beats it
-    assert float(p[0, k]) < 1e-6  # far out in its fitted null
-    assert float(empirical[1:, k].median()) > 0.1  # random neurons are not discoveries
+    p, p_max = mantel_pvalues(rdms, concepts.attribute_rdms, rho, permutations=999, seed=0)
+    assert float(p[0, k]) == pytest.approx(1 / 1000)  # no permutation beats it
+    # Nor the best random neuron of any permutation; no random neuron beats those for valence.
+    assert float(p_max[0, k]) == pytest.approx(1 / 1000)
+    assert (p_max[1:, k] > 0.05).all()
+    assert float(p[1:, k].median()) > 0.1  # random neurons are not discoveries
     found = benjamini_hochberg(p, q=0.05)
     assert bool(found[0, k]) and int(found[:, k].sum()) <= 3
-    # Under the null the fitted p-values are roughly uniform.
+    # Under the null the permutation p-values are roughly uniform.
     assert 0.3 < float(p[1:].median()) < 0.7
+
+
+def test_mantel_discovers_nothing_in_noise() -> None:
+    """2,000 random neurons carry no attribute: Benjamini-Hochberg on the permutation p-values
+    passes none of them (p-values from a normal fitted to each neuron's permutations passed 124
+    here: the permutation tails are heavier than a normal's), and the max statistic one pair of
+    28,000."""
+    concepts = load_concepts()
+    gen = torch.Generator().manual_seed(1)
+    rdms = neuron_rdms(torch.randn(N_CONCEPTS, 2000, generator=gen))
+    rho = spearman(rdms, concepts.attribute_rdms)
+    p, p_max = mantel_pvalues(rdms, concepts.attribute_rdms, rho, permutations=300, seed=0)
+    assert float(p.min()) == pytest.approx(1 / 301)  # the floor, reached by chance
+    assert int(benjamini_hochberg(p, q=0.05).sum()) == 0
+    # The max statistic errs on an attribute at most 5 % of the time: about 0.7 of 14 here.
+    assert int((p_max <= 0.05).sum()) <= 1
+    # With 300 permutations, a discovery among 2,000 neurons needs 133 at the floor.
+    assert fewest_discoveries(2000, 300, 0.05) == 133
+    assert bool(benjamini_hochberg(torch.full((133, 1), 1 / 301), q=0.05).all())
+    assert not benjamini_hochberg(
+        torch.cat([torch.full((132, 1), 1 / 301), torch.ones(1868, 1)]), q=0.05
+    ).any()
 
 
 def test_benjamini_hochberg_on_a_known_case() -> None:
@@ -86,6 +111,11 @@ def test_discovery_writes_an_artifact_that_names_its_recipe(tiny_attributes) -> 
     n_neurons = sum(p.d_ff for p in hook_points(lm.model))
     assert tensors["spearman"].shape == (14, n_neurons)
     assert tensors["ranking"].shape == (14, min(2000, n_neurons))
+    # Each count in the meta is the sum of its mask.
+    for k, attribute in enumerate(meta["attributes"]):
+        counts = meta["counts"][attribute]
+        assert counts["significant"] == int(tensors["significant"][k].sum())
+        assert counts["max_statistic"] == int(tensors["significant_max_statistic"][k].sum())
     # The ranking is by correlation, best first.
     k = meta["attributes"].index("arousal")
     ranked = tensors["spearman"][k][tensors["ranking"][k].long()]
@@ -169,6 +199,31 @@ def test_ablate_arguments_fail_with_the_fix() -> None:
         create_controller("ablate", neurons="12-345")
     with pytest.raises(EmoBenchError, match="not both"):
         create_controller("ablate", attribute="valence", neurons="1:2")
+    # Arguments that choose among an artifact's neurons would be ignored beside named ones.
+    for extra in ({"random": 0}, {"top": 3}, {"artifact": "somewhere"}):
+        with pytest.raises(EmoBenchError, match=f"{next(iter(extra))}= would be ignored"):
+            create_controller("ablate", neurons="0:1", **extra)
+    with pytest.raises(EmoBenchError, match="names 1:5 more than once"):
+        create_controller("ablate", neurons="1:5,1:5,0:7")
+    # No attribute artifact ships: said when the controller is built, not after the model loads.
+    with pytest.raises(EmoBenchError, match="attribute=valence needs artifact=DIR"):
+        create_controller("ablate", attribute="valence")
+
+
+def test_concept_activations_do_not_depend_on_the_batch(tiny_llama_dir) -> None:
+    """Left padding moves a row's absolute positions (GPT-2) unless each row gets its own."""
+    from transformers import AutoTokenizer
+
+    from emobench.discovery.attributes.build import concept_activations
+    from tests.tiny_decoders import decoder
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    torch.manual_seed(0)
+    gpt2 = decoder("gpt2", vocab=len(tokenizer)).eval()
+    words = ("joy", "grief", "admiration", "a")
+    one, _ = concept_activations(gpt2, tokenizer, words, batch_size=1)
+    many, _ = concept_activations(gpt2, tokenizer, words, batch_size=32)
+    assert torch.allclose(one, many, atol=1e-5)
 
 
 def test_the_attribute_analysis_says_which_condition_runs(tiny_attributes, tmp_path, caplog):
@@ -183,8 +238,12 @@ def test_the_attribute_analysis_says_which_condition_runs(tiny_attributes, tmp_p
     lm, path = tiny_attributes
     meta = json.loads(Path(path, "meta.json").read_text())
     table = counts_table(f"{path}/meta.json").splitlines()
-    assert table[0].split()[:3] == ["attribute", "significant", "neurons"]
-    assert [line.split()[0] for line in table[2:]] == list(meta["counts"])
+    assert table[0].split()[:3] == ["attribute", "significant", "(FDR)"]
+    assert [line.split()[0] for line in table[2 : 2 + len(meta["counts"])]] == list(meta["counts"])
+    fewest = meta["recipe"]["fewest_discoveries"]
+    assert table[-1].startswith(
+        f"With these permutations, an attribute has either no discoveries or at least {fewest:,}"
+    )
     lm.controller = create_controller("none")
     with caplog.at_level(logging.INFO, logger="emobench"):
         result = analyze_attributes(lm, path, tmp_path / "out", meta, limit=2, seeds=1)
@@ -194,3 +253,23 @@ def test_the_attribute_analysis_says_which_condition_runs(tiny_attributes, tmp_p
     assert said[2] == f"condition 2 of {total}: {meta['attributes'][0]}: its top 100"
     assert said[-1].startswith(f"condition {total} of {total} done; about 0 min left")
     assert set(result["attributes"]) == set(meta["attributes"])
+    # Knocked out: the top 100 by rho; the report says how many the discovery found significant.
+    tensors, _ = artifacts.load(path, lm.model, kind="emotion-attributes")
+    for k, attribute in enumerate(meta["attributes"]):
+        top = tensors["ranking"][k, :100].long()
+        in_top = int(tensors["significant"][k][top].sum())
+        assert result["attributes"][attribute]["significant_in_top"] == in_top
+
+
+def test_the_analysis_task_must_be_one_multiple_choice_task() -> None:
+    """Refused before the baseline run: a tag of two tasks, a generation task, a typo."""
+    from emobench.analysis.attributes import check_task
+
+    check_task("goemotions_inference")
+    for task, said in (
+        ("emobench_inference", "a tag of several tasks"),
+        ("sev_emotion", "a generate_until task"),
+        ("goemotions_inferense", "not an lm-eval task"),
+    ):
+        with pytest.raises(EmoBenchError, match=f"--task {task}: {said}"):
+            check_task(task)

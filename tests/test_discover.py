@@ -109,3 +109,43 @@ def test_cli_accepted_only_fails_in_one_line_when_no_group_passes(tiny_llama_dir
     proc = emobench(*args, "--classifier", NEUTRAL)
     assert proc.returncode == 2
     assert "--classifier only applies with --accepted_only" in last_line(proc)
+
+
+def test_an_option_of_another_kind_of_artifact_is_refused_not_ignored(tmp_path):
+    """`discover` and `analyze` share one parser across kinds of artifact: an option that the
+    kind asked for does not read is refused before anything loads, and a count that cannot run
+    is refused by argparse, naming the option."""
+    out = ["--out", str(tmp_path / "x")]
+    cases = [
+        (
+            ["discover", "directions", "--permutations", "5"],
+            "--permutations applies to "
+            "`emobench discover attributes` only, not to directions; leave it out",
+        ),
+        (
+            ["discover", "attributes", "--limit_groups", "2"],
+            "--limit_groups applies to "
+            "`emobench discover directions / circuit` only, not to attributes; leave it out",
+        ),
+        (
+            ["analyze", "circuit", str(tmp_path), "--top", "3"],
+            "--top applies to `emobench analyze attributes` only, not to circuit; leave it out",
+        ),
+        (
+            ["analyze", "attributes", str(tmp_path), "--generate", "2"],
+            "--generate applies to "
+            "`emobench analyze circuit` only, not to attributes; leave it out",
+        ),
+    ]
+    for args, said in cases:
+        proc = emobench(*args, *out)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert last_line(proc) == f"emobench: error: {said}"
+    for args, said in [
+        (["analyze", "attributes", str(tmp_path), "--seeds", "0"], "--seeds: 0: give 1 or more"),
+        (["discover", "circuit", "--limit_groups", "0"], "--limit_groups: 0: give 1 or more"),
+        (["discover", "attributes", "--fdr", "5"], "--fdr: 5.0: give a rate between 0 and 1"),
+    ]:
+        proc = emobench(*args, *out)
+        assert proc.returncode == 2 and said in last_line(proc), proc.stderr[-2000:]
+    assert not (tmp_path / "x").exists()

@@ -3,7 +3,9 @@ emotion inference more than knocking out as many random neurons, and does the ha
 the attribute matters to humans? (Li et al., iScience 2024, the causal test.)
 
 For every attribute: the emotion-inference task (an lm-eval multiple-choice task, default
-`goemotions_inference_ekman`) runs with the attribute's top neurons zeroed (`ablate`), and with
+`goemotions_inference_ekman`) runs with the attribute's top neurons zeroed (`ablate`: the top by
+rho, discoveries or not; the report says how many of them the discovery found significant), and
+with
 `seeds` random sets of the same size and the same count per layer. Per doc, the probability the
 model gives the gold emotion among the choices is compared, paired, between the attribute's
 ablation and the mean of the random ones (Wilcoxon signed-rank). The attributes' excess accuracy
@@ -24,7 +26,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr, wilcoxon
 
+from emobench import artifacts
 from emobench.controller import Controller, create_controller
+from emobench.errors import EmoBenchError
 from emobench.model import EmoBenchLM
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,27 @@ def _task_manager() -> Any:
     from emobench.run import task_dir
 
     return TaskManager(include_path=task_dir())
+
+
+def check_task(task: str) -> None:
+    """Refuse, before any run, a --task that is not one multiple-choice task: the analysis
+    compares each doc's gold-label probability, which a tag of several tasks or a generation
+    task does not give."""
+    manager = _task_manager()
+    inference = "goemotions_inference, goemotions_inference_ekman"
+    if task not in manager.all_subtasks:
+        what = "a tag of several tasks" if task in manager.all_tags else "not an lm-eval task"
+        raise EmoBenchError(
+            f"--task {task}: {what}; give one multiple-choice task, e.g. {inference}"
+        )
+    # The task index says a task's output type without building its dataset.
+    entry = getattr(manager, "task_index", {}).get(task)
+    kind = (getattr(entry, "cfg", None) or {}).get("output_type", "multiple_choice")
+    if kind != "multiple_choice":
+        raise EmoBenchError(
+            f"--task {task}: a {kind} task; the analysis reads each label's log-likelihood, so "
+            f"give a multiple-choice task, e.g. {inference}"
+        )
 
 
 def evaluate(lm: EmoBenchLM, controller: Controller, task: str, limit: int | None) -> dict:
@@ -100,6 +125,11 @@ def analyze_attributes(
         log.info("condition %d of %d done; about %.0f min left", done, total, left / 60)
         return result
 
+    check_task(task)
+    # The artifact meets the model before the baseline run, not one run into the analysis.
+    first = {"attribute": meta["attributes"][0], "top": top, "artifact": str(artifact)}
+    create_controller("ablate", **first).chosen(lm.model)
+    tensors, _ = artifacts.load(artifact, lm.model, kind="emotion-attributes")
     base = run("no ablation", create_controller("none"))
     docs = sorted(base)
     rows: dict[str, Any] = {}
@@ -127,6 +157,8 @@ def analyze_attributes(
             "gold_probability": float(p_attr.mean()),
             "random_gold_probability": float(p_rand.mean()),
             "wilcoxon_p": None if test is None else float(test.pvalue),
+            # How many of the knocked-out neurons the discovery found significant (FDR).
+            "significant_in_top": _significant_in_top(tensors, meta, attribute, top),
         }
         rows[attribute]["excess_drop"] = rows[attribute]["drop"] - rows[attribute]["random_drop"]
     importance = meta["attribute_importance"]["values"]
@@ -182,6 +214,13 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _significant_in_top(
+    tensors: dict[str, Any], meta: dict[str, Any], attribute: str, top: int
+) -> int:
+    k = list(meta["attributes"]).index(attribute)
+    return int(tensors["significant"][k][tensors["ranking"][k, :top].long()].sum())
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
@@ -195,13 +234,15 @@ def summary(result: dict[str, Any]) -> str:
         f"{result['top']} neurons against {result['seeds']} random sets of the same size and "
         f"layer counts. Baseline accuracy {_pct(result['baseline_accuracy'])} %.",
         "",
-        "| attribute | importance | acc % | random acc % | excess drop (points) | Wilcoxon p |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| attribute | importance | significant in top | acc % | random acc % | excess drop "
+        "(points) | Wilcoxon p |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for a, r in result["attributes"].items():
         p = "" if r["wilcoxon_p"] is None else f"{r['wilcoxon_p']:.3g}"
         lines.append(
-            f"| {a} | {result['importance'][a]:.3f} | {_pct(r['accuracy'])} | "
+            f"| {a} | {result['importance'][a]:.3f} | {r.get('significant_in_top', '')} | "
+            f"{_pct(r['accuracy'])} | "
             f"{_pct(r['random_accuracy'])} | {100 * r['excess_drop']:+.1f} | {p} |"
         )
     rho = "n/a" if corr["spearman"] is None else f"{corr['spearman']:.3f} (p = {corr['p']:.3g})"

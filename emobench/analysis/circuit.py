@@ -33,8 +33,8 @@ from emobench.chat import base_messages, render
 from emobench.controller import create_controller
 from emobench.controllers.circuit import circuit_edits, modulation_hooks
 from emobench.data import load_docs
-from emobench.discovery.activations import encode, prepare
-from emobench.discovery.circuit.capture import decoder, position_ids
+from emobench.discovery.activations import encode, position_ids, prepare
+from emobench.discovery.circuit.capture import decoder
 from emobench.hooks import BlockPoints, hook_points, hooked
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,9 @@ def analyze_circuit(
     tensors, meta = artifacts.load(artifact, model, kind="emotion-circuit")
     points = hook_points(model)
     docs = load_docs("train")[: groups * len(EMOTIONS)]
+    if len(docs) < groups * len(EMOTIONS):
+        log.warning("--groups %d: the train split has %d; using them all", groups, len(docs) // 6)
+    groups = len(docs) // len(EMOTIONS)
     prompter = create_controller("prompt")
     v_ref = tensors["v_ref"]
     scores = {"neurons": tensors["neuron_scores"], "heads": tensors["head_scores"]}
@@ -222,6 +225,9 @@ def _generations(
 
     clf = get_classifier(DEFAULT_CLASSIFIER)
     docs = load_docs("train")[-situations * len(EMOTIONS) :]  # away from the projection docs
+    if len(docs) < situations * len(EMOTIONS):
+        log.warning("--generate %d: the train split has %d situations", situations, len(docs) // 6)
+    situations = len(docs) // len(EMOTIONS)
     out: dict[str, Any] = {"situations": situations, "k": k, "classifier": clf.spec()["name"]}
     for condition in ("none", "top", "random"):
         replies = []

@@ -32,6 +32,20 @@ def encode(tokenizer: Any, prompts: list[str]) -> Any:
     return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=special)
 
 
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from each row's first real token, as generation counts them."""
+    pos = attention_mask.long().cumsum(-1) - 1
+    return pos.masked_fill(attention_mask == 0, 1)
+
+
+def forward_batch(model: torch.nn.Module, tokenizer: Any, prompts: list[str]) -> Any:
+    """One forward pass over left-padded prompts, each row at the positions it has alone: a
+    model with absolute positions (GPT-2) would otherwise read a row differently with each
+    batch's padding, and the activations would depend on --batch_size."""
+    enc = encode(tokenizer, prompts).to(next(model.parameters()).device)
+    return model(**enc, position_ids=position_ids(enc["attention_mask"]))
+
+
 def capture_last_token(
     model: torch.nn.Module,
     tokenizer: Any,
@@ -61,9 +75,8 @@ def capture_last_token(
     prepare(tokenizer)
     forward = {p.block: post_hook(p.index) for p in points}
     pre = {p.pre_mlp_norm: pre_hook(p.index) for p in points}
-    device = next(model.parameters()).device
     with torch.inference_mode(), hooked(model, forward=forward, forward_pre=pre):
         for start in tqdm(range(0, n, batch_size), desc="Reading activations", unit="batch"):
             rows = slice(start, min(n, start + batch_size))
-            model(**encode(tokenizer, prompts[rows]).to(device))
+            forward_batch(model, tokenizer, prompts[rows])
     return out

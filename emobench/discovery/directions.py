@@ -175,6 +175,8 @@ def discover_directions(
     """Build the directions artifact in `out`; see the module docstring for `accepted_only`."""
     docs = load_docs("train")
     if limit_groups is not None:
+        if limit_groups < 1:
+            raise EmoBenchError(f"--limit_groups {limit_groups}: give 1 or more")
         docs = docs[: limit_groups * len(EMOTIONS)]
     check_groups(docs)
     total_groups = len(docs) // len(EMOTIONS)

@@ -25,10 +25,11 @@ import torch
 from tqdm.auto import tqdm
 
 from emobench import artifacts
-from emobench.discovery.activations import encode, prepare
+from emobench.discovery.activations import forward_batch, prepare
 from emobench.discovery.attributes.concepts import load_concepts
 from emobench.discovery.attributes.rsa import (
     benjamini_hochberg,
+    fewest_discoveries,
     mantel_pvalues,
     neuron_rdms,
     spearman,
@@ -52,6 +53,9 @@ TEMPLATES = (
 )
 # How many neurons per attribute `ablate` may take from the ranking (the artifact stays small).
 RANKED = 2000
+# Permutations of the Mantel test: Benjamini-Hochberg over ~46,000 neurons at q = 0.05 can then
+# pass an attribute with 93 or more neurons at the p-value floor (1,000 would need 921).
+PERMUTATIONS = 10_000
 
 
 def concept_activations(
@@ -75,12 +79,11 @@ def concept_activations(
         return hook
 
     prepare(tokenizer)
-    device = next(model.parameters()).device
     pre = {p.mlp_down: pre_hook(p.index) for p in points}
     with torch.inference_mode(), hooked(model, forward_pre=pre):
         for start in tqdm(range(0, len(prompts), batch_size), desc="Concept activations"):
             rows = slice(start, min(len(prompts), start + batch_size))
-            model(**encode(tokenizer, prompts[rows]).to(device))
+            forward_batch(model, tokenizer, prompts[rows])
     means = out.view(len(words), len(TEMPLATES), -1).mean(dim=1)
     return means, [(p.index, w) for p, w in zip(points, widths, strict=True)]
 
@@ -90,7 +93,7 @@ def discover_attributes(
     tokenizer: Any,
     model_name: str,
     out: str | Path,
-    permutations: int = 1000,
+    permutations: int = PERMUTATIONS,
     fdr: float = 0.05,
     seed: int = 0,
     batch_size: int = 32,
@@ -100,8 +103,11 @@ def discover_attributes(
     acts, layers = concept_activations(model, tokenizer, concepts.names, batch_size)
     rdms = neuron_rdms(acts)
     rho = spearman(rdms, concepts.attribute_rdms)  # (neurons, attributes)
-    empirical, p = mantel_pvalues(rdms, concepts.attribute_rdms, rho, permutations, seed)
+    p, p_max = mantel_pvalues(rdms, concepts.attribute_rdms, rho, permutations, seed)
     significant = benjamini_hochberg(p, fdr) & (rho > 0)
+    # Beyond every neuron's chance: the max statistic at the same rate.
+    beyond = (p_max <= fdr) & (rho > 0)
+    fewest = fewest_discoveries(rho.shape[0], permutations, fdr)
     # Specific to an attribute: a discovery for it and for no other attribute.
     specific = significant & (significant.sum(dim=1, keepdim=True) == 1)
     ranking = torch.argsort(rho, dim=0, descending=True)[:RANKED].T.contiguous()  # (attr, k)
@@ -109,7 +115,8 @@ def discover_attributes(
         "concept_activations": acts.contiguous(),
         "spearman": rho.T.contiguous(),  # (attributes, neurons)
         "pvalue": p.T.contiguous(),
-        "pvalue_empirical": empirical.T.contiguous(),
+        "pvalue_max_statistic": p_max.T.contiguous(),
+        "significant_max_statistic": beyond.T.contiguous().to(torch.uint8),
         "significant": significant.T.contiguous().to(torch.uint8),
         "specific": specific.T.contiguous().to(torch.uint8),
         "ranking": ranking.to(torch.int32),
@@ -138,15 +145,19 @@ def discover_attributes(
             "representation": "mean over templates of the activation at the last token",
             "rdm": "|a_i - a_j| per neuron over the 351 concept pairs (lower.tri order)",
             "test": f"Mantel, {permutations} concept-label permutations, one-sided (rho > 0), "
-            f"seed {seed}; p from a normal fitted to each neuron's permutation distribution "
-            f"(the empirical p is kept beside it); Benjamini-Hochberg at q = {fdr} per "
-            "attribute over all neurons",
+            f"seed {seed}; p = (permutations at or above the observed rho + 1) / "
+            f"({permutations} + 1); Benjamini-Hochberg at q = {fdr} per attribute over all "
+            f"neurons, which passes nothing for an attribute with fewer than {fewest} neurons "
+            f"at the p-value floor; beside it, the max statistic at {fdr} (the rho beats the "
+            "largest rho of any neuron in all but that share of the permutations)",
+            "fewest_discoveries": fewest,
             "ranked": f"the top {RANKED} neurons per attribute by rho",
         },
         "counts": {
             a: {
                 "significant": int(significant[:, k].sum()),
                 "specific": int(specific[:, k].sum()),
+                "max_statistic": int(beyond[:, k].sum()),
                 "max_rho": round(float(rho[:, k].max()), 4),
             }
             for k, a in enumerate(concepts.attributes)
@@ -161,7 +172,19 @@ def counts_table(meta_path: Path) -> str:
     alone), and the strongest correlation."""
     from tabulate import tabulate
 
-    counts = json.loads(Path(meta_path).read_text())["counts"]
-    rows = [[a, c["significant"], c["specific"], c["max_rho"]] for a, c in counts.items()]
-    headers = ["attribute", "significant neurons", "specific to it", "max rho"]
-    return tabulate(rows, headers=headers, floatfmt=".3f", intfmt=",")
+    meta = json.loads(Path(meta_path).read_text())
+    counts = meta["counts"]
+    rows = [
+        [a, c["significant"], c["specific"], c.get("max_statistic", ""), c["max_rho"]]
+        for a, c in counts.items()
+    ]
+    headers = ["attribute", "significant (FDR)", "specific to it", "max statistic", "max rho"]
+    table = tabulate(rows, headers=headers, floatfmt=".3f", intfmt=",")
+    fewest = meta["recipe"].get("fewest_discoveries")
+    if fewest is None:
+        return table
+    return (
+        f"{table}\nWith these permutations, an attribute has either no discoveries or at least "
+        f"{fewest:,} (the p-value's floor over {meta['neurons']['total']:,} neurons); more "
+        "--permutations lower that bar."
+    )

@@ -174,6 +174,8 @@ def discover_circuit(
     budget = Budget(per_sublayer, neuron_share, neuron_floor, head_floor, cap)
     docs = load_docs("train")
     if limit_groups is not None:
+        if limit_groups < 1:
+            raise EmoBenchError(f"--limit_groups {limit_groups}: give 1 or more")
         docs = docs[: limit_groups * len(EMOTIONS)]
     check_groups(docs)
     prompter = create_controller("prompt")

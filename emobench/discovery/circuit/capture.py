@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from emobench.discovery.activations import encode, prepare
+from emobench.discovery.activations import encode, position_ids, prepare
 from emobench.errors import EmoBenchError
 from emobench.hooks import BlockPoints, hooked
 
@@ -29,12 +29,6 @@ class Captured:
     post_block: torch.Tensor  # width = hidden size
     heads: torch.Tensor  # width = n_heads * head_dim (o_proj input)
     neurons: torch.Tensor  # width = d_ff (down_proj input)
-
-
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted from each row's first real token, as generation counts them."""
-    pos = attention_mask.long().cumsum(-1) - 1
-    return pos.masked_fill(attention_mask == 0, 1)
 
 
 def decoder(model: nn.Module) -> nn.Module:

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from emobench.discovery.activations import encode, prepare
-from emobench.discovery.circuit.capture import decoder, position_ids
+from emobench.discovery.activations import encode, position_ids, prepare
+from emobench.discovery.circuit.capture import decoder
 from emobench.discovery.circuit.components import attention_output_norm, mlp_output_norm
 from emobench.hooks import BlockPoints, hooked, last_position
 
