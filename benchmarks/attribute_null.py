@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from emobench.discovery.attributes.build import PERMUTATIONS
+from emobench.discovery.attributes.build import PERMUTATIONS, STALE, tested_by_permutations
 from emobench.discovery.attributes.concepts import load_concepts
 from emobench.discovery.attributes.rsa import (
     benjamini_hochberg,
@@ -63,6 +63,8 @@ def main() -> None:
         f"{meta['model']['name']}: {acts.shape[1]:,} neurons, {permutations:,} permutations, "
         f"q = alpha = {args.fdr}"
     )
+    if not tested_by_permutations(meta):
+        print(f"The 'real' columns are the artifact's own: it was {STALE}.")
     print(tabulate([[a, *r] for a, r in rows.items()], headers=headers, intfmt=","))
 
 

@@ -54,16 +54,33 @@ def model_path(pretrained: str | None) -> str:
     return str(Path(str(pretrained)).expanduser())
 
 
+# Model settings that change the weights, which this loader cannot apply: a run with them
+# would read one model and discover on another.
+_NOT_APPLIED = ("peft", "delta", "gguf_file")
+
+
 def load_model(model_args: dict[str, Any]) -> tuple[torch.nn.Module, Any, str]:
     """(model in eval mode on its device, tokenizer, recorded name) from `--model_args`-style
-    settings: pretrained=, dtype=, device=."""
+    settings: pretrained=, revision=, subfolder=, tokenizer=, dtype=, device=. An adapter or
+    delta (peft=, delta=, gguf_file=) is refused rather than left out."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if given := [k for k in _NOT_APPLIED if model_args.get(k) not in (None, "")]:
+        raise EmoBenchError(
+            f"--model_args {given[0]}={model_args[given[0]]}: this command loads the model "
+            "without adapters or deltas, so it would read the plain model; merge it into a "
+            "model directory first (for peft: merge_and_unload(), then save_pretrained(DIR)) and "
+            "pass pretrained=DIR"
+        )
     pretrained = model_args.get("pretrained")
     path = model_path(pretrained)
-    kwargs = {}
+    where = {k: str(model_args[k]) for k in ("revision", "subfolder") if model_args.get(k)}
+    kwargs: dict[str, Any] = dict(where)
     if "dtype" in model_args:
         kwargs["dtype"] = getattr(torch, str(model_args["dtype"]))
     device = model_args.get("device") or default_device()
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs).eval().to(device)
-    return model, AutoTokenizer.from_pretrained(path), model_name(pretrained)
+    tokenizer_from = model_args.get("tokenizer") or path
+    tokenizer_where = {} if model_args.get("tokenizer") else where
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_from, **tokenizer_where)
+    return model, tokenizer, model_name(pretrained)

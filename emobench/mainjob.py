@@ -60,13 +60,17 @@ def _construct_all(names: list[str]) -> None:
             raise EmoBenchError(f"{exc}; no run started: mend that controller{around}") from exc
 
 
-def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:
+def unfit_artifacts(names: list[str], model_args: dict[str, str]) -> list[str]:
     """The controllers whose shipped artifact was built for another model: of another shape
     (type, depth, width), or of the same shape with other weights (a fine-tune, the base model
-    of an instruct one). bench builds them an artifact of their own first."""
+    of an instruct one, another revision). bench builds them an artifact of their own first."""
     from transformers import AutoConfig
 
     from emobench import artifacts, loading
+    from emobench.record import reply_settings
+
+    pretrained = model_args.get("pretrained")
+    where = {k: model_args[k] for k in ("revision", "subfolder") if model_args.get(k)}
 
     unfit: list[str] = []
     shape: tuple[Any, ...] | None = None
@@ -82,7 +86,7 @@ def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:
         built = meta.get("model") or {}
         if shape is None:
             try:
-                config = AutoConfig.from_pretrained(loading.model_path(pretrained))
+                config = AutoConfig.from_pretrained(loading.model_path(pretrained), **where)
             except (OSError, ValueError):
                 return []  # no config to read here: the run's own check at load time remains
             config = getattr(config, "text_config", None) or config
@@ -93,10 +97,11 @@ def unfit_artifacts(names: list[str], pretrained: str | None) -> list[str]:
             built.get("hidden_size"),
         ) != shape:
             unfit.append(name)
-        elif built.get("name") != loading.model_name(pretrained):
-            # Same shape, another name: only the weights can tell (the run would refuse them).
+        elif built.get("name") != loading.model_name(pretrained) or reply_settings(model_args):
+            # Same shape, another name or revision: only the weights can tell (the run would
+            # refuse them), loaded as the run loads them.
             if not loaded:
-                loaded.append(loading.load_model({"pretrained": pretrained, "device": "cpu"})[0])
+                loaded.append(loading.load_model({**model_args, "device": "cpu"})[0])
             try:
                 artifacts.check_model(meta, loaded[0], meta_path.parent)
             except EmoBenchError:
@@ -237,8 +242,9 @@ def run_main_job(
             f"{', '.join(installed(CONTROLLERS))}"
         )
     _construct_all(names)
-    pretrained = _given(model_args or []).get("pretrained")
-    own = set(unfit_artifacts(names, pretrained))
+    given = _given(model_args or [])
+    pretrained = given.get("pretrained")
+    own = set(unfit_artifacts(names, given))
     model_flag = ["--model_args", *model_args] if model_args else []
     shared = [*model_flag, *(["--batch_size", str(batch_size)] if batch_size else [])]
     timings = []

@@ -3,13 +3,14 @@
 A ranking holds only rows that can be compared: the same classifier (name and head hash) and
 the same kind of run (full, or cut short with --limit or --samples to the same docs). A partial
 run is never ranked against full runs or runs that read other docs (the task's `docs_sha256`;
-results written before it say only how many docs, and rank with runs of that size and no hash);
+for a --limit run written before it, the hash of the first n docs, which is what it read);
 rows scored by different classifiers never share a ranking, and the default classifier's ranking
 comes first.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -28,7 +29,7 @@ from emobench.record import (
     read_record,
     task_extras,
 )
-from emobench.scoring.metrics import task_metrics
+from emobench.scoring.metrics import docs_digest, task_metrics
 from emobench.scoring.rescore import SAMPLES_SUFFIXES, run_stamp
 
 log = logging.getLogger("emobench.leaderboard")
@@ -100,7 +101,7 @@ def row_from_results(results: dict[str, Any], source: str = "") -> dict[str, Any
         # Fewer docs than the task has (--limit, or a subset of samples): not a full run.
         "partial": _partial(size, results),
         # Which docs a partial run read (a full run reads them all); None in older results.
-        "docs": _docs(results),
+        "docs": _docs(results, size.get("effective")),
         **{k: finite(metrics.get(k)) for k in COLUMNS if k.startswith("acc")},
         "macro_f1": finite(extras.get("macro_f1")),
         # Quality-adjusted accuracy: correct AND through the model's quality gate (emobench.gate).
@@ -144,10 +145,35 @@ def _partial(size: dict[str, Any], results: dict[str, Any]) -> bool:
     return bool(short or limit not in (None, 0))
 
 
-def _docs(results: dict[str, Any]) -> str | None:
+def _docs(results: dict[str, Any], n: Any) -> str | None:
     block = (results.get("results") or {}).get(TASK) or {}
     digest = block.get("docs_sha256,classify")
-    return digest[:12] if isinstance(digest, str) else None
+    if isinstance(digest, str):
+        return digest[:12]
+    # Results written before the task reported it: a --limit run read the first n docs.
+    if (results.get("config") or {}).get("limit") not in (None, 0) and isinstance(n, int):
+        keys = _test_keys()
+        if keys is not None and 0 < n <= len(keys):
+            return docs_digest(keys[:n])[:12]
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _test_keys() -> tuple[str, ...] | None:
+    """The test split's doc keys in lm-eval's order, or None where the split is not on this
+    machine (a leaderboard never downloads it)."""
+    import os
+
+    from emobench.data import SPLIT_FILES, load_docs
+    from emobench.paths import cache_dir
+
+    cached = cache_dir() / "sev" / SPLIT_FILES["test"]
+    if not os.environ.get("EMOBENCH_SEV_DIR") and not cached.is_file():
+        return None
+    try:
+        return tuple(d["key"] for d in load_docs("test"))
+    except EmoBenchError:
+        return None
 
 
 def _classifier_name(spec: dict[str, Any]) -> str:

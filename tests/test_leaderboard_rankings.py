@@ -182,9 +182,17 @@ def test_runs_of_one_size_that_read_other_docs_are_ranked_apart(tmp_path: Path, 
     first["results"]["sev_emotion"]["docs_sha256,classify"] = docs_digest(
         d["key"] for d in docs[:2]
     )
+    first_docs = first["results"]["sev_emotion"]["docs_sha256,classify"][:12]
     again = copy.deepcopy(sampled)
     again["config"]["emobench"]["controller"]["name"] = "other"
-    rows = collect([write(tmp_path / "runs", [sampled, first, again])])
+    # An older --limit 2 run, from before the task reported its docs: it read the first two, so
+    # the newer run of those docs supersedes it.
+    older = copy.deepcopy(first)
+    del older["results"]["sev_emotion"]["docs_sha256,classify"]
+    older["config"]["limit"] = 2
+    older["date"] = first["date"] - 60
+    rows = collect([write(tmp_path / "runs", [sampled, first, again, older])])
+    assert [r["file"].endswith("-01.json") for r in rows if r["docs"] == first_docs] == [True]
     assert all(r["partial"] and r["n"] == 2 for r in rows)
     by_docs: dict[str, set[str]] = {}
     for row in rows:

@@ -10,6 +10,9 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
+from emobench.errors import EmoBenchError
 from emobench.mainjob import main_job_controllers, needs_sweep
 from tests.helpers import (
     emobench,
@@ -41,16 +44,21 @@ def test_a_same_shape_model_with_other_weights_gets_artifacts_of_its_own(
 
     from emobench.mainjob import unfit_artifacts
 
-    assert unfit_artifacts(["steer", "circuit"], str(embedded_dir)) == []
+    assert unfit_artifacts(["steer", "circuit"], {"pretrained": str(embedded_dir)}) == []
     tuned = AutoModelForCausalLM.from_pretrained(embedded_dir, dtype=torch.bfloat16)
     with torch.no_grad():
         tuned.model.norm.weight.mul_(2)
     tuned.save_pretrained(tmp_path / "tuned")
     AutoTokenizer.from_pretrained(embedded_dir).save_pretrained(tmp_path / "tuned")
-    assert unfit_artifacts(["none", "steer", "circuit"], str(tmp_path / "tuned")) == [
+    assert unfit_artifacts(
+        ["none", "steer", "circuit"], {"pretrained": str(tmp_path / "tuned")}
+    ) == [
         "steer",
         "circuit",
     ]
+    # An adapter would be left out of the weights compared, and of a discovery: refused.
+    with pytest.raises(EmoBenchError, match="peft=adapter: this command loads the model without"):
+        unfit_artifacts(["steer"], {"pretrained": str(tmp_path / "tuned"), "peft": "adapter"})
 
 
 def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Path) -> None:
@@ -60,11 +68,11 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     calibrated first. A rerun takes every reply from the journals and sweeps nothing again."""
     from emobench.mainjob import unfit_artifacts
 
-    assert unfit_artifacts(["none", "steer", "circuit"], str(tiny_llama_dir)) == [
+    assert unfit_artifacts(["none", "steer", "circuit"], {"pretrained": str(tiny_llama_dir)}) == [
         "steer",
         "circuit",
     ]
-    assert unfit_artifacts(["none", "steer", "circuit"], None) == []  # the embedded model's own
+    assert unfit_artifacts(["none", "steer", "circuit"], {}) == []  # the embedded model's own
     out = tmp_path / "job"
     args = [
         *["bench", "--controllers", f"{KNOB},steer", "--limit", "2", "--sweep_items", "1"],

@@ -28,6 +28,7 @@ from scipy.stats import spearmanr, wilcoxon
 
 from emobench import artifacts
 from emobench.controller import Controller, create_controller
+from emobench.discovery.attributes.build import STALE, tested_by_permutations
 from emobench.errors import EmoBenchError
 from emobench.model import EmoBenchLM
 
@@ -130,6 +131,9 @@ def analyze_attributes(
     first = {"attribute": meta["attributes"][0], "top": top, "artifact": str(artifact)}
     create_controller("ablate", **first).chosen(lm.model)
     tensors, _ = artifacts.load(artifact, lm.model, kind="emotion-attributes")
+    if not tested_by_permutations(meta):
+        log.warning("%s was %s", artifact, STALE)
+        tensors = {k: v for k, v in tensors.items() if k != "significant"}
     base = run("no ablation", create_controller("none"))
     docs = sorted(base)
     rows: dict[str, Any] = {}
@@ -216,9 +220,17 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 def _significant_in_top(
     tensors: dict[str, Any], meta: dict[str, Any], attribute: str, top: int
-) -> int:
+) -> int | None:
+    """How many of the attribute's top `top` neurons by rho are discoveries (None when the
+    artifact's discoveries are not to be trusted)."""
+    if "significant" not in tensors:
+        return None
     k = list(meta["attributes"]).index(attribute)
     return int(tensors["significant"][k][tensors["ranking"][k, :top].long()].sum())
+
+
+def _or_na(value: Any) -> str:
+    return "n/a" if value is None else str(value)
 
 
 def _pct(x: float) -> str:
@@ -241,7 +253,7 @@ def summary(result: dict[str, Any]) -> str:
     for a, r in result["attributes"].items():
         p = "" if r["wilcoxon_p"] is None else f"{r['wilcoxon_p']:.3g}"
         lines.append(
-            f"| {a} | {result['importance'][a]:.3f} | {r.get('significant_in_top', '')} | "
+            f"| {a} | {result['importance'][a]:.3f} | {_or_na(r.get('significant_in_top'))} | "
             f"{_pct(r['accuracy'])} | "
             f"{_pct(r['random_accuracy'])} | {100 * r['excess_drop']:+.1f} | {p} |"
         )

@@ -167,6 +167,19 @@ def discover_attributes(
     return artifacts.save(out, tensors, meta)
 
 
+STALE = (
+    "built before the test used permutation p-values: its significant counts and masks come from "
+    "p-values fitted to a normal, which made false discoveries; run `emobench discover "
+    "attributes` again for counts (its neuron ranking by rho is still sound)"
+)
+
+
+def tested_by_permutations(meta: dict[str, Any]) -> bool:
+    """Whether an artifact's significant masks come from the permutation p-values (an artifact
+    of the earlier recipe records no `fewest_discoveries`)."""
+    return "fewest_discoveries" in (meta.get("recipe") or {})
+
+
 def counts_table(meta_path: Path) -> str:
     """What a discovery found, per attribute: the neurons significant for it (and for it
     alone), and the strongest correlation."""
@@ -180,9 +193,9 @@ def counts_table(meta_path: Path) -> str:
     ]
     headers = ["attribute", "significant (FDR)", "specific to it", "max statistic", "max rho"]
     table = tabulate(rows, headers=headers, floatfmt=".3f", intfmt=",")
-    fewest = meta["recipe"].get("fewest_discoveries")
-    if fewest is None:
-        return table
+    if not tested_by_permutations(meta):
+        return f"{table}\nThis artifact was {STALE}."
+    fewest = meta["recipe"]["fewest_discoveries"]
     return (
         f"{table}\nWith these permutations, an attribute has either no discoveries or at least "
         f"{fewest:,} (the p-value's floor over {meta['neurons']['total']:,} neurons); more "

@@ -8,14 +8,14 @@ dependence between pairs sharing a concept is kept; the p-value is the share of 
 that match or beat the observed correlation), then Benjamini-Hochberg over neurons.
 
 A p-value from a normal fitted to each neuron's permutation distribution would go far below
-1 / (P + 1), but the permutation tails are heavier than a normal's: on pure noise it made
-hundreds of discoveries. The empirical p-value is valid at any P; its floor only means that
-Benjamini-Hochberg over N neurons passes nothing unless at least N / (q (P + 1)) neurons reach it
-(`fewest_discoveries`), so a discovery over tens of thousands of neurons needs thousands of
-permutations. Beside it, the max statistic (Westfall-Young; Nichols & Holmes 2002): a neuron is
-significant for an attribute when its rho beats the largest rho of *any* neuron under most
-permutations. That controls the chance of even one false discovery, and needs no count of
-neurons at a floor: an attribute with a handful of strong neurons shows them.
+1 / (P + 1), but the permutation tails are heavier than a normal's: on 2,000 noise neurons it
+made over a hundred discoveries. The empirical p-value is valid at any P; its floor only means
+that Benjamini-Hochberg over N neurons passes nothing unless at least N / (q (P + 1)) neurons
+reach it (`fewest_discoveries`), so a discovery over tens of thousands of neurons needs
+thousands of permutations. Beside it, the max statistic (Westfall-Young; Nichols & Holmes
+2002): a neuron is significant for an attribute when its rho beats the largest rho of *any*
+neuron under most permutations. That controls the chance of even one false discovery, and
+needs no count of neurons at a floor: an attribute with a handful of strong neurons shows them.
 """
 
 from __future__ import annotations
