@@ -51,6 +51,12 @@ def _check_split(split: str) -> None:
 
 def resolve_split(split: str) -> Path:
     """Find a split file: $EMOBENCH_SEV_DIR, then the user cache, then the upstream raw file."""
+    return local_split(split) or _download(split, cache_dir() / "sev" / SPLIT_FILES[split])
+
+
+def local_split(split: str) -> Path | None:
+    """A split file on this machine ($EMOBENCH_SEV_DIR, then the user cache), or None; a
+    $EMOBENCH_SEV_DIR without it is an error, never a download."""
     _check_split(split)
     name = SPLIT_FILES[split]
     if env := os.environ.get("EMOBENCH_SEV_DIR"):
@@ -70,9 +76,7 @@ def resolve_split(split: str) -> Path:
             )
         return path
     cached = cache_dir() / "sev" / name
-    if cached.is_file():
-        return cached
-    return _download(split, cached)
+    return cached if cached.is_file() else None
 
 
 def _download(split: str, dest: Path) -> Path:

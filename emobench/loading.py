@@ -59,6 +59,11 @@ def model_path(pretrained: str | None) -> str:
 _NOT_APPLIED = ("peft", "delta", "gguf_file")
 
 
+def location(model_args: dict[str, Any]) -> dict[str, str]:
+    """Where in a model's repository its weights are: revision=, subfolder= (as given)."""
+    return {k: str(model_args[k]) for k in ("revision", "subfolder") if model_args.get(k)}
+
+
 def load_model(model_args: dict[str, Any]) -> tuple[torch.nn.Module, Any, str]:
     """(model in eval mode on its device, tokenizer, recorded name) from `--model_args`-style
     settings: pretrained=, revision=, subfolder=, tokenizer=, dtype=, device=. An adapter or
@@ -74,7 +79,7 @@ def load_model(model_args: dict[str, Any]) -> tuple[torch.nn.Module, Any, str]:
         )
     pretrained = model_args.get("pretrained")
     path = model_path(pretrained)
-    where = {k: str(model_args[k]) for k in ("revision", "subfolder") if model_args.get(k)}
+    where = location(model_args)
     kwargs: dict[str, Any] = dict(where)
     if "dtype" in model_args:
         kwargs["dtype"] = getattr(torch, str(model_args["dtype"]))

@@ -70,7 +70,6 @@ def unfit_artifacts(names: list[str], model_args: dict[str, str]) -> list[str]:
     from emobench.record import reply_settings
 
     pretrained = model_args.get("pretrained")
-    where = {k: model_args[k] for k in ("revision", "subfolder") if model_args.get(k)}
 
     unfit: list[str] = []
     shape: tuple[Any, ...] | None = None
@@ -86,7 +85,8 @@ def unfit_artifacts(names: list[str], model_args: dict[str, str]) -> list[str]:
         built = meta.get("model") or {}
         if shape is None:
             try:
-                config = AutoConfig.from_pretrained(loading.model_path(pretrained), **where)
+                path = loading.model_path(pretrained)
+                config = AutoConfig.from_pretrained(path, **loading.location(model_args))
             except (OSError, ValueError):
                 return []  # no config to read here: the run's own check at load time remains
             config = getattr(config, "text_config", None) or config

@@ -162,16 +162,11 @@ def _docs(results: dict[str, Any], n: Any) -> str | None:
 def _test_keys() -> tuple[str, ...] | None:
     """The test split's doc keys in lm-eval's order, or None where the split is not on this
     machine (a leaderboard never downloads it)."""
-    import os
+    from emobench.data import expand, load_skeletons, local_split
 
-    from emobench.data import SPLIT_FILES, load_docs
-    from emobench.paths import cache_dir
-
-    cached = cache_dir() / "sev" / SPLIT_FILES["test"]
-    if not os.environ.get("EMOBENCH_SEV_DIR") and not cached.is_file():
-        return None
     try:
-        return tuple(d["key"] for d in load_docs("test"))
+        path = local_split("test")
+        return None if path is None else tuple(d["key"] for d in expand(load_skeletons(path)))
     except EmoBenchError:
         return None
 
