@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr, wilcoxon
 
-from emobench import artifacts
 from emobench.controller import Controller, create_controller
 from emobench.discovery.attributes.build import STALE, tested_by_permutations
 from emobench.errors import EmoBenchError
@@ -129,8 +128,9 @@ def analyze_attributes(
     check_task(task)
     # The artifact meets the model before the baseline run, not one run into the analysis.
     first = {"attribute": meta["attributes"][0], "top": top, "artifact": str(artifact)}
-    create_controller("ablate", **first).chosen(lm.model)
-    tensors, _ = artifacts.load(artifact, lm.model, kind="emotion-attributes")
+    probe = create_controller("ablate", **first)
+    probe.chosen(lm.model)
+    tensors, _ = probe.load_artifact(lm.model)  # read by chosen() above: not loaded again
     if not tested_by_permutations(meta):
         log.warning("%s was %s", artifact, STALE)
         tensors = {k: v for k, v in tensors.items() if k != "significant"}
