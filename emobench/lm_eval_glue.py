@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from emobench.errors import EmoBenchError
@@ -109,6 +110,49 @@ def _scalar_table() -> Iterator[None]:
         lm_eval.utils.make_table = original
 
 
+def _named_tasks(tasks: Any) -> list[str]:
+    names = tasks.split(",") if isinstance(tasks, str) else list(tasks or [])
+    return [n.strip() for n in names if isinstance(n, str) and n.strip()]
+
+
+@contextlib.contextmanager
+def _index_of(include_path: Any, tasks: Any) -> Iterator[None]:
+    """Leave lm-eval's built-in tasks out of the run's task index when every task named is
+    found in the include paths alone (emobench's own tasks, and the user's).
+
+    Indexing the 14,000-odd built-in task configs takes lm-eval about 11 s on this CPU, on every
+    run: more than a `--limit` run of a small model, and once per row of a sweep. A name that
+    might mean a built-in task (a glob, a YAML file, a directory, a name the include paths do
+    not define) keeps the full index, and the include paths override built-ins in either case,
+    so the tasks built are the same. `lm_eval run` imports `TaskManager` from `lm_eval.tasks`
+    when it builds the index, and the stand-in is a subclass of it that passes lm-eval's own
+    public `include_defaults=False`.
+    """
+    from lm_eval import tasks as lm_tasks
+
+    original = lm_tasks.TaskManager
+    names = _named_tasks(tasks)
+    plain = names and not any(
+        set(n) & set("*?[") or n.endswith(".yaml") or Path(n).exists() for n in names
+    )
+    if not plain or not set(names) <= set(
+        original(include_path=include_path, include_defaults=False).all_tasks
+    ):
+        yield
+        return
+
+    class WithoutBuiltins(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["include_defaults"] = False
+            super().__init__(*args, **kwargs)
+
+    lm_tasks.TaskManager = WithoutBuiltins
+    try:
+        yield
+    finally:
+        lm_tasks.TaskManager = original
+
+
 class _NoChatTemplateAdvice(logging.Filter):
     """lm-eval advises `--apply_chat_template` for instruct models; the emobench model applies
     the model's chat template itself (emobench.chat), so the advice would only mislead."""
@@ -129,7 +173,11 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.model == "emobench":
         evaluator_log.addFilter(advice)
     try:
-        with _results_of_run(store), _scalar_table():
+        with (
+            _results_of_run(store),
+            _scalar_table(),
+            _index_of(getattr(args, "include_path", None), getattr(args, "tasks", None)),
+        ):
             Run._execute(args)
     finally:
         evaluator_log.removeFilter(advice)
