@@ -181,19 +181,21 @@ def _journaled(path: Path) -> int:
         return sum(1 for _ in handle)
 
 
-def _replies(out: Path, since: float) -> tuple[int, int] | None:
-    """(generated, taken from the journal) by the run that just ended, from its record (a
-    controller's sweep runs before `since`)."""
+def _generation(out: Path, since: float) -> tuple[int, float] | None:
+    """(replies generated, seconds spent generating them) by the run that just ended, from its
+    record (a controller's sweep runs before `since`)."""
     from emobench.record import read_record
     from emobench.sweep import newest_results
 
     newest = newest_results(out, since)
     if newest is None:
         return None
-    replies = (read_record(json.loads(newest.read_text())) or {}).get("replies") or {}
-    generated, journal = replies.get("generated"), replies.get("from_journal")
-    if isinstance(generated, int) and isinstance(journal, int):
-        return generated, journal
+    results = json.loads(newest.read_text())
+    replies = (read_record(results) or {}).get("replies") or {}
+    generated = replies.get("generated")
+    seconds = (results.get("config") or {}).get("emobench_generation_seconds")
+    if isinstance(generated, int) and isinstance(seconds, (int, float)):
+        return generated, float(seconds)
     return None
 
 
@@ -205,8 +207,9 @@ def time_left(
     out: Path,
     own: Collection[str] = (),
 ) -> str | None:
-    """The job's remaining time at the finished runs' pace per generated reply: each remaining
-    controller generates the docs its journal does not hold yet."""
+    """The job's remaining generation time at the finished runs' pace per generated reply
+    (their seconds in generation, without loading and scoring): each remaining controller
+    generates the docs its journal does not hold yet."""
     if generated <= 0 or not remaining:
         return None
     todo = sum(max(docs - _journaled(_journal(out, n)), 0) for n in remaining)
@@ -217,7 +220,7 @@ def time_left(
     return (
         f"about {duration} left for {', '.join(remaining)} ({todo:,} "
         f"{'reply' if todo == 1 else 'replies'} to generate "
-        f"at {seconds / generated:.2f} s a reply so far{note})"
+        f"at {seconds / generated:.2f} s a reply so far; loading and scoring not counted{note})"
     )
 
 
@@ -288,11 +291,9 @@ def run_main_job(
             failed=f"the {name} run failed",
         )
         timings.append((name, time.perf_counter() - start))
-        replies = _replies(out, started)
-        # A run that mostly read its journal spent its time loading and scoring, not
-        # generating: its seconds per generated reply would make the rest look endless.
-        if replies is not None and replies[0] > 0 and replies[0] >= replies[1]:
-            spent, made = spent + timings[-1][1], made + replies[0]
+        generation = _generation(out, started)
+        if generation is not None:
+            made, spent = made + generation[0], spent + generation[1]
         left = time_left(spent, made, names[i:], docs, out, own)
         if left:
             print(f"{step} {name} done in {timings[-1][1] / 60:.1f} min; {left}")

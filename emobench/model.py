@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import logging
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,10 +99,13 @@ class EmoBenchLM(HFLM):
         self.journal = Journal(journal) if journal else None
         # Docs this process generated replies for and took from the journal, by doc key (lm-eval
         # pads a short rank with copies of its last request); `replies`, summed over ranks, goes
-        # into the record: a resumed run's wall time covers only what it generated.
+        # into the record: a resumed run's wall time covers only what it generated. Beside the
+        # record (two runs of one setting share theirs), the slowest rank's generation seconds.
         self._done: dict[str, set[str]] = {"generated": set(), "from_journal": set()}
         self._unkeyed = 0
+        self._seconds = 0.0
         self.replies = {"generated": 0, "from_journal": 0}
+        self.generation_seconds = 0.0
         self.measure_fluency = flag("measure_fluency", measure_fluency)
         self.fast_decode = flag("fast_decode", fast_decode)
         # A revision, an adapter or a shorter context gives other replies: another journal key.
@@ -135,7 +139,11 @@ class EmoBenchLM(HFLM):
             describe(self.gate),
             self.measure_fluency,
         )
-        return {**super().get_model_info(), "emobench": {**record, "replies": dict(self.replies)}}
+        return {
+            **super().get_model_info(),
+            "emobench": {**record, "replies": dict(self.replies)},
+            "emobench_generation_seconds": self.generation_seconds,
+        }
 
     # ---- prompts -------------------------------------------------------------------------
     def _rewrite(self, request: Instance) -> Instance:
@@ -248,6 +256,7 @@ class EmoBenchLM(HFLM):
             return super().loglikelihood_rolling(requests, disable_tqdm)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        started = time.perf_counter()
         groups: dict[str | None, list[int]] = {}
         for i, req in enumerate(requests):
             doc = req.doc if isinstance(req.doc, dict) else {}
@@ -289,13 +298,17 @@ class EmoBenchLM(HFLM):
                 outs = self._generate_group(emotion, originals, disable_tqdm)
             for i, text in zip(idxs, outs, strict=True):
                 results[i] = text
+        self._seconds += time.perf_counter() - started
         mine = [len(self._done["generated"]) + self._unkeyed, len(self._done["from_journal"])]
+        seconds = self._seconds
         accelerator = getattr(self, "accelerator", None)
         if self.world_size > 1 and accelerator is not None:
             # Every rank calls this; only rank 0 writes the record, with all ranks' counts.
-            counts = torch.tensor(mine, device=accelerator.device)
-            mine = accelerator.gather(counts).view(-1, 2).sum(0).tolist()
+            mine_t = torch.tensor([*mine, seconds], dtype=torch.float64, device=accelerator.device)
+            ranks = accelerator.gather(mine_t).view(-1, 3)
+            mine, seconds = ranks[:, :2].sum(0).tolist(), float(ranks[:, 2].max())
         self.replies = {"generated": int(mine[0]), "from_journal": int(mine[1])}
+        self.generation_seconds = round(seconds, 2)
         return results  # type: ignore[return-value]
 
     def _scoped(self) -> bool:

@@ -83,6 +83,7 @@ def test_two_cpu_processes_give_the_results_of_one(tmp_path, tiny_llama_dir):
         assert metrics.keys() == base.keys()
         assert [k for k, v in metrics.items() if not _same(v, base[k])] == [], name
         assert results["config"]["emobench"] == base_results["config"]["emobench"]
+        assert results["config"]["emobench_generation_seconds"] > 0, name  # the slowest rank's
 
     # Both ranks appended to one journal: twelve whole lines, one per doc.
     lines = (tmp_path / "shared.emobench-journal.jsonl").read_text().splitlines()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from emobench.errors import EmoBenchError
-from emobench.mainjob import main_job_controllers, needs_sweep
+from emobench.mainjob import main_job_controllers, needs_sweep, time_left
 from tests.helpers import (
     emobench,
     journal_lines,
@@ -62,10 +62,11 @@ def test_a_same_shape_model_with_other_weights_gets_artifacts_of_its_own(
 
 
 def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    """On a model of its own: a plugin with a knob and no recommended setting is swept on train
-    first; steer, whose shipped directions are the embedded model's, gets directions discovered
-    for this model, then a sweep; the model's quality gate, which a sweep chooses by, is
-    calibrated first. A rerun takes every reply from the journals and sweeps nothing again."""
+    """On a model of its own: steer, whose shipped directions are the embedded model's, gets
+    directions discovered for this model, then a sweep on train (the path of any controller with
+    no recommended setting); the model's quality gate, which a sweep chooses by, is calibrated
+    first. After each controller, the generation time left for the others. A rerun takes every
+    reply from the journals and sweeps nothing again."""
     from emobench.mainjob import unfit_artifacts
 
     assert unfit_artifacts(["none", "steer", "circuit"], {"pretrained": str(tiny_llama_dir)}) == [
@@ -75,7 +76,7 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     assert unfit_artifacts(["none", "steer", "circuit"], {}) == []  # the embedded model's own
     out = tmp_path / "job"
     args = [
-        *["bench", "--controllers", f"{KNOB},steer", "--limit", "2", "--sweep_items", "1"],
+        *["bench", "--controllers", "none,steer", "--limit", "2", "--sweep_items", "1"],
         *["--output_path", str(out), "--model_args", f"pretrained={tiny_llama_dir}"],
     ]
     env = {"EMOBENCH_CACHE": str(tmp_path / "cache")}
@@ -85,23 +86,43 @@ def test_bench_sweeps_runs_resumes_and_ranks(tmp_path: Path, tiny_llama_dir: Pat
     artifact = out / "artifacts" / "steer"
     assert "steer: its shipped artifact is another model's; discovering directions" in first.stdout
     assert (artifact / "meta.json").is_file()
-    sweep = json.loads((out / "sweeps" / KNOB / "sweep.json").read_text())
-    assert {r["controller"] for r in sweep["rows"]} >= {"none", "prompt", KNOB}
-    chosen = json.loads((out / "sweeps" / KNOB / "recommended.json").read_text())["gain"]
+    swept = out / "sweeps" / "steer"
+    sweep = json.loads((swept / "sweep.json").read_text())
+    assert [r["controller"] for r in sweep["rows"]] == ["none", "prompt", *["steer"] * 4]
+    assert sweep["knob"] == "alpha" and sweep["task"] == "sev_emotion_train"
+    assert all(0.0 <= r["acc"] <= 1.0 for r in sweep["rows"])
+    recommended = json.loads((swept / "recommended.json").read_text())
+    chosen = recommended["alpha"]
+    assert chosen in (0.5, 1, 2, 4) and recommended["artifact"] == str(artifact)
+    assert 0.0 <= recommended["acc_qa"] <= 1.0 and "chosen_by" in recommended
+    assert (swept / "sweep.png").stat().st_size > 10_000
+    assert len(list((swept / "runs").glob("*.json"))) == 6
+    (best_line,) = [x for x in first.stdout.splitlines() if x.startswith("Best quality-adjusted")]
+    assert f'"alpha": {chosen}' in best_line  # as the run read it, not "4"
+    beats_none = recommended["acc_qa"] > sweep["rows"][0]["acc_qa"]
+    assert ("It is no better than none" in best_line) is not beats_none
+    assert re.search(r"; none [\d.]+ %, prompt [\d.]+ %\); 6 replies", best_line), best_line
     board = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
-    assert sorted(r["controller"] for r in board) == sorted([KNOB, "steer"])
-    rows = {r["controller"]: r for r in board}
-    assert float(json.loads(rows[KNOB]["controller_args"])["gain"]) == float(chosen)
-    assert json.loads(rows["steer"]["controller_args"])["artifact"] == str(artifact)
+    assert sorted(r["controller"] for r in board) == ["none", "steer"]
+    steered = json.loads({r["controller"]: r for r in board}["steer"]["controller_args"])
+    assert float(steered["alpha"]) == float(chosen) and steered["artifact"] == str(artifact)
     assert all(r["partial"] and r["n"] == 2 for r in board)
+    (left,) = [line for line in first.stdout.splitlines() if line.startswith("[1/2] none done")]
+    assert re.fullmatch(
+        r"\[1/2\] none done in [\d.]+ min; about \d+ (min|s) left for steer \(2 replies to "
+        r"generate at [\d.]+ s a reply so far; loading and scoring not counted; sweeps of steer "
+        r"not counted\)",
+        left,
+    ), left
     # Run again: every reply comes from the journals, no sweep runs again, the same leaderboard.
     again = emobench(*args, env=env, timeout=1200)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "2 of 2 replies taken from the journal" in again.stderr
     assert "sweeping" in first.stdout and "sweeping" not in again.stdout
-    assert f"{KNOB}: swept before, {out / 'sweeps' / KNOB / 'recommended.json'}" in again.stdout
+    assert f"steer: swept before, {out / 'sweeps' / 'steer' / 'recommended.json'}" in again.stdout
     assert "discovering" not in again.stdout
-    journal = out / f"{KNOB}-cache.emobench-journal.jsonl"
+    assert "left for" not in again.stdout  # nothing generated: no pace to go by
+    journal = out / "none-cache.emobench-journal.jsonl"
     assert f"the first 2 docs of sev_emotion (journal {journal})" in first.stdout
     assert journal.is_file()
     assert first.stdout.strip().splitlines()[-1] == (
@@ -142,33 +163,20 @@ def test_an_interrupted_bench_says_how_to_resume(tmp_path: Path, tiny_llama_dir:
     assert journal_lines(journal) >= 2
 
 
-def test_bench_says_how_long_the_rest_will_take(tmp_path: Path, tiny_llama_dir: Path) -> None:
-    """After each controller, the time left for the others at the pace of the replies generated
-    so far; replies already in a later controller's journal are not counted again."""
-    out = tmp_path / "job"
-
-    def bench(limit: int):
-        proc = emobench(
-            *["bench", "--controllers", "none,prompt", "--limit", str(limit)],
-            *["--output_path", str(out), "--model_args", f"pretrained={tiny_llama_dir}"],
-            "measure_fluency=false",
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return [line for line in proc.stdout.splitlines() if line.startswith("[1/2] none done")]
-
-    (first,) = bench(2)
-    assert re.fullmatch(
-        r"\[1/2\] none done in [\d.]+ min; about \d+ (min|s) left for prompt "
-        r"\(2 replies to generate at [\d.]+ s a reply so far\)",
-        first,
-    ), first
-    # Two more docs each: none generates two, prompt's journal already holds two of its four.
-    (second,) = bench(4)
-    assert "left for prompt (2 replies to generate" in second, second
-    assert journal_lines(out / "prompt-cache.emobench-journal.jsonl") == 4
-    # One more doc: none reads four replies from its journal and generates one; its time is
-    # mostly loading, so it sets no pace and no estimate is printed.
-    assert bench(5) == []
+def test_the_time_left_counts_only_the_replies_no_journal_holds(tmp_path: Path) -> None:
+    """At the pace of the replies generated so far; a later controller's journal already holds
+    some of its replies, and a controller to sweep first has its sweep left out of the sum."""
+    (tmp_path / "prompt-cache.emobench-journal.jsonl").write_text('{"key": 1}\n{"key": 2}\n')
+    assert time_left(10.0, 4, ["prompt"], 4, tmp_path) == (
+        "about 5 s left for prompt (2 replies to generate at 2.50 s a reply so far; "
+        "loading and scoring not counted)"
+    )
+    assert time_left(60.0, 2, ["prompt", "steer"], 4, tmp_path, own={"steer"}) == (
+        "about 3 min left for prompt, steer (6 replies to generate at 30.00 s a reply so far; "
+        "loading and scoring not counted; sweeps of steer not counted)"
+    )
+    assert time_left(5.0, 0, ["prompt"], 4, tmp_path) is None  # nothing generated yet
+    assert time_left(5.0, 2, [], 4, tmp_path) is None  # nothing left
 
 
 def test_a_broken_plugin_stops_bench_with_the_way_around_it(tmp_path: Path) -> None:
