@@ -15,6 +15,12 @@ from emobench import atomic
 from emobench.errors import EmoBenchError
 
 
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options among `names` given on the command line (parsed with default None): the
+    function called keeps its own default for the others."""
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
 def tasks_path(args: argparse.Namespace) -> None:
 
     from emobench.run import task_dir
@@ -205,9 +211,8 @@ def discover(args: argparse.Namespace) -> None:
             tokenizer,
             name,
             args.out,
-            permutations=args.permutations,
-            fdr=args.fdr,
             batch_size=args.batch_size,
+            **_given(args, "permutations", "fdr"),
         )
     elif args.what == "circuit":
         from emobench.discovery.circuit import discover_circuit
@@ -218,8 +223,7 @@ def discover(args: argparse.Namespace) -> None:
             name,
             args.out,
             batch_size=args.batch_size,
-            limit_groups=args.limit_groups,
-            probe_situations=args.probe_situations,
+            **_given(args, "limit_groups", "probe_situations"),
         )
     else:
         from emobench.discovery.directions import discover_directions
@@ -230,8 +234,8 @@ def discover(args: argparse.Namespace) -> None:
             name,
             args.out,
             batch_size=args.batch_size,
-            limit_groups=args.limit_groups,
             accepted_only=args.accepted_only,
+            **_given(args, "limit_groups"),
             classifier=args.classifier or DEFAULT_CLASSIFIER,
         )
     if args.what == "attributes":
@@ -286,10 +290,8 @@ def analyze(args: argparse.Namespace) -> None:
             args.artifact,
             args.out,
             meta,
-            task=args.task,
-            limit=args.limit,
-            top=args.top,
             seeds=args.seeds,
+            **_given(args, "task", "limit", "top"),
         )
         print((Path(args.out) / "summary.md").read_text())
         return
@@ -302,10 +304,9 @@ def analyze(args: argparse.Namespace) -> None:
         tokenizer,
         args.artifact,
         args.out,
-        groups=args.groups,
         seeds=args.seeds,
-        generate=args.generate,
         batch_size=args.batch_size,
+        **_given(args, "groups", "generate"),
     )
     print((Path(args.out) / "summary.md").read_text())
 

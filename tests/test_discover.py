@@ -149,3 +149,40 @@ def test_an_option_of_another_kind_of_artifact_is_refused_not_ignored(tmp_path):
         proc = emobench(*args, *out)
         assert proc.returncode == 2 and said in last_line(proc), proc.stderr[-2000:]
     assert not (tmp_path / "x").exists()
+
+
+def test_the_help_names_the_default_that_an_option_left_out_keeps():
+    """A scoped option not given is not passed: the function that takes it keeps its own
+    default, which the option's help names."""
+    import inspect
+
+    from emobench.analysis.attributes import analyze_attributes
+    from emobench.analysis.circuit import analyze_circuit
+    from emobench.cli import build_parser
+    from emobench.cli_study import ANALYZE_SCOPED, DISCOVER_SCOPED
+    from emobench.discovery.attributes import discover_attributes
+    from emobench.discovery.circuit import discover_circuit
+    from emobench.discovery.directions import discover_directions
+
+    takers = {
+        "discover": {
+            "directions": discover_directions,
+            "circuit": discover_circuit,
+            "attributes": discover_attributes,
+        },
+        "analyze": {"circuit": analyze_circuit, "attributes": analyze_attributes},
+    }
+    _, commands = build_parser()
+    checked = 0
+    for command, table in (("discover", DISCOVER_SCOPED), ("analyze", ANALYZE_SCOPED)):
+        helps = {a.dest: a.help for a in commands[command]._actions}
+        for option, kinds in table.items():
+            for kind in kinds:
+                default = inspect.signature(takers[command][kind]).parameters[option].default
+                assert default is not inspect.Parameter.empty, (command, kind, option)
+                if default is None:
+                    continue  # no default to name: all groups
+                shown = f"{default:,}" if isinstance(default, int) else str(default)
+                assert f"default {shown}" in helps[option], (command, option, helps[option])
+                checked += 1
+    assert checked == 8
