@@ -1,8 +1,10 @@
 """`ablate`: zero a set of MLP neurons (knock-out), with any task.
 
 The set is an attribute's top neurons from `emobench discover attributes` (`attribute=valence
-top=100`), a random control of the same size with the same count in every layer (`attribute=
-valence random=<seed>`), or named neurons (`neurons=12:345,20:7`, layer:index). The neurons'
+top=100`), its discoveries (`attribute=valence discoveries=true`: the neurons the permutation test
+found at the artifact's FDR, however many), a random control of the same size with the same count
+in every layer (either, with `random=<seed>`), or named neurons (`neurons=12:345,20:7`,
+layer:index). The neurons'
 activations (the input of each block's MLP down projection) are set to zero at every position,
 for generation (whatever the target emotion) and for log-likelihood tasks alike: an ablation
 needs no target, so it also runs emotion-inference tasks.
@@ -23,6 +25,7 @@ import torch
 from emobench.controller import ArtifactController, whole_number
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_points, hooked
+from emobench.model_args import NO, YES
 
 
 def parse_neurons(spec: str) -> list[tuple[int, int]]:
@@ -56,7 +59,13 @@ class AblateController(ArtifactController):
         random: int | None = None,
         neurons: str | None = None,
         artifact: str | None = None,
+        discoveries: bool | str = False,
     ) -> None:
+        if str(discoveries).lower() not in (*YES, *NO):
+            raise EmoBenchError(
+                f"ablate: discoveries={discoveries!r}: give discoveries=true or discoveries=false"
+            )
+        self.discoveries = str(discoveries).lower() in YES
         if neurons not in (None, "") and attribute not in (None, ""):
             raise EmoBenchError(
                 "ablate: give attribute= (with top=, random=) or neurons=, not both"
@@ -71,6 +80,7 @@ class AblateController(ArtifactController):
                 k
                 for k, given in (
                     ("top", top != 100),
+                    ("discoveries", self.discoveries),
                     ("random", random not in (None, "")),
                     ("artifact", artifact not in (None, "")),
                 )
@@ -85,6 +95,11 @@ class AblateController(ArtifactController):
         super().__init__(artifact)
         self.attribute = attribute or None
         self.top = whole_number("ablate", "top", top)
+        if self.discoveries and top != 100:
+            raise EmoBenchError(
+                "ablate: discoveries=true zeroes every discovery of the attribute, however many; "
+                f"top={top} would be ignored, so leave it out"
+            )
         self.random = None if random in (None, "") else whole_number("ablate", "random", random)
         if self.top < 1:
             raise EmoBenchError(f"ablate: top must be at least 1, got {self.top}")
@@ -130,11 +145,14 @@ class AblateController(ArtifactController):
                 f"ablate: attribute {self.attribute!r} is not in {self.artifact_path()}; "
                 f"its attributes: {', '.join(attributes)}"
             )
-        ranking = tensors["ranking"][attributes.index(self.attribute)]
-        if self.top > len(ranking):
+        ranking = tensors["ranking"][attributes.index(self.attribute)].long()
+        if self.discoveries:
+            flat = self._discoveries(tensors, meta)
+        elif self.top > len(ranking):
             raise EmoBenchError(f"ablate: top={self.top}, but the artifact ranks {len(ranking)}")
+        else:
+            flat = ranking[: self.top]
         offsets = torch.tensor([0, *widths]).cumsum(0)
-        flat = ranking[: self.top].long()
         layers = torch.searchsorted(offsets, flat, right=True) - 1
         if self.random is None:
             return [(int(la), int(f - offsets[la])) for la, f in zip(layers, flat, strict=True)]
@@ -150,6 +168,21 @@ class AblateController(ArtifactController):
             pick = pool[torch.randperm(len(pool), generator=gen)[: len(taken)]]
             out += [(layer, int(i)) for i in pick]
         return out
+
+    def _discoveries(self, tensors: dict[str, Any], meta: dict[str, Any]) -> torch.Tensor:
+        """The attribute's discoveries (all of them: the ranking keeps only the top by rho)."""
+        from emobench.discovery.attributes.build import STALE, tested_by_permutations
+
+        if not tested_by_permutations(meta) or "significant" not in tensors:
+            raise EmoBenchError(f"ablate: discoveries=true: {self.artifact_path()} was {STALE}")
+        significant = tensors["significant"][list(meta["attributes"]).index(self.attribute)]
+        flat = torch.nonzero(significant.bool()).flatten()
+        if len(flat) == 0:
+            raise EmoBenchError(
+                f"ablate: attribute {self.attribute!r} has no discoveries in "
+                f"{self.artifact_path()}; knock out its top neurons instead (top=N)"
+            )
+        return flat
 
     @contextlib.contextmanager
     def _zeroed(self, model: Any) -> Iterator[None]:
@@ -181,6 +214,7 @@ class AblateController(ArtifactController):
         spec["effective"] = {
             "attribute": self.attribute,
             "top": self.top if self.neurons is None else len(self.neurons),
+            "discoveries": self.discoveries,
             "random": self.random,
         }
         return spec

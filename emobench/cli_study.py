@@ -87,6 +87,7 @@ ANALYZE_SCOPED = {
     "task": ("attributes",),
     "limit": ("attributes",),
     "top": ("attributes",),
+    "neurons": ("attributes",),
 }
 
 
@@ -242,6 +243,14 @@ def add_study_commands(subparsers: Any) -> None:
         type=_at_least(1),
         default=None,
         help="attributes: neurons knocked out (default 100)",
+    )
+    an.add_argument(
+        "--neurons",
+        choices=["top", "discoveries"],
+        default=None,
+        help="attributes: knock out each attribute's top --top neurons by rho, discoveries or "
+        "not, or exactly its discoveries (permutation test, the artifact's FDR), however many "
+        "(default top)",
     )
     an.set_defaults(func=_scoped("analyze", commands.analyze, ANALYZE_SCOPED))
 

@@ -280,6 +280,12 @@ def analyze(args: argparse.Namespace) -> None:
 
     if args.what == "attributes":
         from emobench.analysis.attributes import analyze_attributes
+
+        if args.neurons == "discoveries" and args.top is not None:
+            raise EmoBenchError(
+                "--top chooses how many of the top neurons; --neurons discoveries knocks out "
+                "every discovery, however many: give one of them"
+            )
         from emobench.model import EmoBenchLM
 
         meta = artifacts.read_meta(args.artifact, "emotion-attributes")
@@ -291,7 +297,7 @@ def analyze(args: argparse.Namespace) -> None:
             args.out,
             meta,
             seeds=args.seeds,
-            **_given(args, "task", "limit", "top"),
+            **_given(args, "task", "limit", "top", "neurons"),
         )
         print((Path(args.out) / "summary.md").read_text())
         return

@@ -169,7 +169,12 @@ def test_ablate_zeroes_exactly_the_chosen_neurons(tiny_attributes) -> None:
     keep = [i for i in range(plain[first].shape[-1]) if i not in chosen[first]]
     torch.testing.assert_close(ablated[first][..., keep], plain[first][..., keep])
     assert not torch.equal(ablated[first], plain[first])
-    assert ctrl.spec()["effective"] == {"attribute": "valence", "top": 10, "random": None}
+    assert ctrl.spec()["effective"] == {
+        "attribute": "valence",
+        "top": 10,
+        "discoveries": False,
+        "random": None,
+    }
 
 
 def test_ablate_changes_log_likelihoods_and_steer_is_refused_there(

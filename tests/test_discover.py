@@ -185,4 +185,4 @@ def test_the_help_names_the_default_that_an_option_left_out_keeps():
                 shown = f"{default:,}" if isinstance(default, int) else str(default)
                 assert f"default {shown}" in helps[option], (command, option, helps[option])
                 checked += 1
-    assert checked == 8
+    assert checked == 9

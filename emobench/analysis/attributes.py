@@ -3,10 +3,11 @@ emotion inference more than knocking out as many random neurons, and does the ha
 the attribute matters to humans? (Li et al., iScience 2024, the causal test.)
 
 For every attribute: the emotion-inference task (an lm-eval multiple-choice task, default
-`goemotions_inference_ekman`) runs with the attribute's top neurons zeroed (`ablate`: the top by
-rho, discoveries or not; the report says how many of them the discovery found significant), and
-with
-`seeds` random sets of the same size and the same count per layer. Per doc, the probability the
+`goemotions_inference_ekman`) runs with the attribute's neurons zeroed (`ablate`), and with `seeds`
+random sets of the same size and the same count per layer. The neurons are either its top `top`
+by rho, discoveries or not (the report says how many of them the discovery found significant), or
+with `--neurons discoveries` exactly its discoveries (the permutation test at the artifact's FDR;
+an attribute without any is left out and named). Per doc, the probability the
 model gives the gold emotion among the choices is compared, paired, between the attribute's
 ablation and the mean of the random ones (Wilcoxon signed-rank). The attributes' excess accuracy
 drops (attribute minus random) are then rank-correlated with each attribute's importance in human
@@ -34,6 +35,7 @@ from emobench.model import EmoBenchLM
 log = logging.getLogger(__name__)
 
 DEFAULT_TASK = "goemotions_inference_ekman"
+NEURONS = ("top", "discoveries")
 
 
 def gold_probabilities(samples: list[dict[str, Any]]) -> dict[int, tuple[float, bool]]:
@@ -109,11 +111,12 @@ def analyze_attributes(
     limit: int | None = 140,
     top: int = 100,
     seeds: int = 3,
+    neurons: str = "top",
 ) -> dict[str, Any]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # Every condition is a run of the task with its own progress bar: say which one it is.
-    total = 1 + len(meta["attributes"]) * (1 + seeds)
+    if neurons not in NEURONS:
+        raise EmoBenchError(f"--neurons {neurons}: one of {', '.join(NEURONS)}")
     started, done = time.perf_counter(), 0
 
     def run(what: str, controller: Controller) -> dict[int, tuple[float, bool]]:
@@ -132,17 +135,27 @@ def analyze_attributes(
     probe.chosen(lm.model)
     tensors, _ = probe.load_artifact(lm.model)  # read by chosen() above: not loaded again
     if not tested_by_permutations(meta):
+        if neurons == "discoveries":
+            raise EmoBenchError(f"--neurons discoveries: {artifact} was {STALE}")
         log.warning("%s was %s", artifact, STALE)
         tensors = {k: v for k, v in tensors.items() if k != "significant"}
+    sets = _neuron_sets(tensors, meta, neurons, top)
+    without = [a for a in meta["attributes"] if a not in sets]
+    if not sets:
+        raise EmoBenchError(f"--neurons discoveries: no attribute has any in {artifact}")
+    # Every condition is a run of the task with its own progress bar: say which one it is.
+    total = 1 + len(sets) * (1 + seeds)
     base = run("no ablation", create_controller("none"))
     docs = sorted(base)
     rows: dict[str, Any] = {}
-    for attribute in meta["attributes"]:
-        args = {"attribute": attribute, "top": top, "artifact": str(artifact)}
-        ablated = run(f"{attribute}: its top {top}", create_controller("ablate", **args))
+    for attribute, size in sets.items():
+        args = {"attribute": attribute, "artifact": str(artifact)}
+        args.update({"discoveries": "true"} if neurons == "discoveries" else {"top": top})
+        what = f"its {size} discoveries" if neurons == "discoveries" else f"its top {top}"
+        ablated = run(f"{attribute}: {what}", create_controller("ablate", **args))
         randoms = [
             run(
-                f"{attribute}: random {top}, seed {s}",
+                f"{attribute}: random {size}, seed {s}",
                 create_controller("ablate", **args, random=s),
             )
             for s in range(1, seeds + 1)
@@ -163,12 +176,17 @@ def analyze_attributes(
             "wilcoxon_p": None if test is None else float(test.pvalue),
             # How many of the knocked-out neurons the discovery found significant (FDR).
             "significant_in_top": _significant_in_top(tensors, meta, attribute, top),
+            "neurons": size,
         }
         rows[attribute]["excess_drop"] = rows[attribute]["drop"] - rows[attribute]["random_drop"]
     importance = meta["attribute_importance"]["values"]
     names = list(rows)
     excess = [rows[a]["excess_drop"] for a in names]
-    corr = spearmanr([importance[a] for a in names], excess)
+    # Fewer than three attributes give no rank correlation worth a number.
+    rho, p_rho = math.nan, math.nan
+    if len(names) > 2:
+        corr = spearmanr([importance[a] for a in names], excess)
+        rho, p_rho = corr.statistic, corr.pvalue
     result = {
         "artifact": str(artifact),
         "model": meta["model"].get("name"),
@@ -176,13 +194,15 @@ def analyze_attributes(
         "docs": len(docs),
         "limit": limit,
         "top": top,
+        "neurons": neurons,
+        "without_discoveries": without if neurons == "discoveries" else [],
         "seeds": seeds,
         "baseline_accuracy": _accuracy(base),
         "attributes": rows,
         "importance": importance,
         "importance_vs_excess_drop": {
-            "spearman": None if math.isnan(corr.statistic) else float(corr.statistic),
-            "p": None if math.isnan(corr.pvalue) else float(corr.pvalue),
+            "spearman": None if math.isnan(rho) else float(rho),
+            "p": None if math.isnan(p_rho) else float(p_rho),
         },
     }
     (out / "analysis.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -199,11 +219,11 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     rows = [result["attributes"][a] for a in names]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     x = np.arange(len(names))
-    left.bar(x - 0.2, [100 * r["drop"] for r in rows], 0.4, label="attribute's top neurons")
+    left.bar(x - 0.2, [100 * r["drop"] for r in rows], 0.4, label="attribute's neurons")
     left.bar(x + 0.2, [100 * r["random_drop"] for r in rows], 0.4, label="random, same layers")
     left.set_xticks(x, names, rotation=60, ha="right")
     left.set_ylabel("accuracy drop (points)")
-    left.set_title(f"{result['task']}: knock-out of {result['top']} neurons")
+    left.set_title(f"{result['task']}: knock-out of {_knocked_out(result, short=True)}", fontsize=9)
     left.legend()
     imp = [result["importance"][a] for a in names]
     right.scatter(imp, [100 * r["excess_drop"] for r in rows])
@@ -216,6 +236,16 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _neuron_sets(
+    tensors: dict[str, Any], meta: dict[str, Any], neurons: str, top: int
+) -> dict[str, int]:
+    """{attribute: how many neurons its knock-out zeroes}, for the attributes that have any."""
+    if neurons == "top":
+        return dict.fromkeys(meta["attributes"], top)
+    counts = tensors["significant"].sum(dim=1).tolist()
+    return {a: int(n) for a, n in zip(meta["attributes"], counts, strict=True) if n > 0}
 
 
 def _significant_in_top(
@@ -237,23 +267,34 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _knocked_out(result: dict[str, Any], short: bool = False) -> str:
+    if result.get("neurons") != "discoveries":
+        return f"each attribute's top {result['top']} neurons by rho"
+    without = [] if short else result.get("without_discoveries") or []
+    left_out = f" ({', '.join(without)}: none, left out)" if without else ""
+    return f"each attribute's discoveries{left_out}"
+
+
 def summary(result: dict[str, Any]) -> str:
     corr = result["importance_vs_excess_drop"]
+    discoveries = result.get("neurons") == "discoveries"
     lines = [
         f"# Attribute neurons and emotion inference: {result['model']}",
         "",
-        f"Task `{result['task']}`, {result['docs']} docs; knock-out of each attribute's top "
-        f"{result['top']} neurons against {result['seeds']} random sets of the same size and "
-        f"layer counts. Baseline accuracy {_pct(result['baseline_accuracy'])} %.",
+        f"Task `{result['task']}`, {result['docs']} docs; knock-out of {_knocked_out(result)} "
+        f"against {result['seeds']} random sets of the same size and layer counts. Baseline "
+        f"accuracy {_pct(result['baseline_accuracy'])} %.",
         "",
-        "| attribute | importance | significant in top | acc % | random acc % | excess drop "
-        "(points) | Wilcoxon p |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| attribute | importance | neurons | of them discoveries | acc % | random acc % | "
+        "excess drop (points) | Wilcoxon p |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for a, r in result["attributes"].items():
         p = "" if r["wilcoxon_p"] is None else f"{r['wilcoxon_p']:.3g}"
+        size = r.get("neurons", result["top"])
+        found = size if discoveries else r.get("significant_in_top")
         lines.append(
-            f"| {a} | {result['importance'][a]:.3f} | {_or_na(r.get('significant_in_top'))} | "
+            f"| {a} | {result['importance'][a]:.3f} | {size} | {_or_na(found)} | "
             f"{_pct(r['accuracy'])} | "
             f"{_pct(r['random_accuracy'])} | {100 * r['excess_drop']:+.1f} | {p} |"
         )
