@@ -4,10 +4,9 @@ The set is an attribute's top neurons from `emobench discover attributes` (`attr
 top=100`), its discoveries (`attribute=valence discoveries=true`: the neurons the permutation test
 found at the artifact's FDR, however many), a random control of the same size with the same count
 in every layer (either, with `random=<seed>`), or named neurons (`neurons=12:345,20:7`,
-layer:index). The neurons'
-activations (the input of each block's MLP down projection) are set to zero at every position,
-for generation (whatever the target emotion) and for log-likelihood tasks alike: an ablation
-needs no target, so it also runs emotion-inference tasks.
+layer:index). The neurons' activations (the input of each block's MLP down projection) are set
+to zero at every position, for generation (whatever the target emotion) and for log-likelihood
+tasks alike: an ablation needs no target, so it also runs emotion-inference tasks.
 
 No attribute artifact ships with the package (14 MB for the embedded model): build one with
 `emobench discover attributes --out DIR` (about half a minute on the embedded model) and pass
@@ -165,6 +164,11 @@ class AblateController(ArtifactController):
                 int(f - offsets[layer]) for f, la in zip(flat, layers, strict=True) if la == layer
             }
             pool = torch.tensor([i for i in range(widths[layer]) if i not in taken])
+            if len(pool) < len(taken):
+                raise EmoBenchError(
+                    f"ablate: random={self.random}: layer {layer} has {len(taken)} of the set's "
+                    f"{widths[layer]} neurons, too few others for a control of the same size"
+                )
             pick = pool[torch.randperm(len(pool), generator=gen)[: len(taken)]]
             out += [(layer, int(i)) for i in pick]
         return out
@@ -211,9 +215,14 @@ class AblateController(ArtifactController):
         spec = super().spec()
         if self.neurons is not None:
             spec.pop("artifact", None)
+        top: int | None = self.top
+        if self.neurons is not None:
+            top = len(self.neurons)
+        elif self.discoveries:
+            top = None  # as many as the artifact's discoveries
         spec["effective"] = {
             "attribute": self.attribute,
-            "top": self.top if self.neurons is None else len(self.neurons),
+            "top": top,
             "discoveries": self.discoveries,
             "random": self.random,
         }

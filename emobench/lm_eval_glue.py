@@ -115,15 +115,43 @@ def _named_tasks(tasks: Any) -> list[str]:
     return [n.strip() for n in names if isinstance(n, str) and n.strip()]
 
 
+def _defined_in(index: dict[str, Any], names: list[Any]) -> bool:
+    """Whether every name, and every member of every group reached from them, is defined in
+    `index`: a group of the user's may list lm-eval's built-in tasks, which lm-eval would then
+    take for inline tasks with no dataset."""
+    todo, seen = list(names), set()
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            if "group" in item and item["group"] not in index:
+                todo += _members(item)  # a group written inline
+                continue
+            item = item.get("group", item.get("task"))
+        if not isinstance(item, str) or item not in index:
+            return False
+        if item not in seen:
+            seen.add(item)
+            todo += _members(index[item].cfg or {})
+    return True
+
+
+def _members(cfg: dict[str, Any]) -> list[Any]:
+    if "group" not in cfg:
+        return []
+    members = cfg.get("task") or []
+    return list(members) if isinstance(members, list) else [members]
+
+
 @contextlib.contextmanager
 def _index_of(include_path: Any, tasks: Any) -> Iterator[None]:
-    """Leave lm-eval's built-in tasks out of the run's task index when every task named is
-    found in the include paths alone (emobench's own tasks, and the user's).
+    """Leave lm-eval's built-in tasks out of the run's task index when every task named, and
+    every member of a group named, is found in the include paths alone (emobench's own tasks,
+    and the user's).
 
     Indexing the 14,683 built-in tasks, groups and tags takes lm-eval about 11 s on this CPU,
-    on every run: more than a `--limit` run of a small model, once per row of a sweep. A name that
-    might mean a built-in task (a glob, a YAML file, a directory, a name the include paths do
-    not define) keeps the full index, and the include paths override built-ins in either case,
+    on every run: more than a `--limit` run of a small model, once per row of a sweep. A name
+    that might mean a built-in task (a glob, a YAML file, a directory, a name the include paths
+    do not define) keeps the full index; the include paths override built-ins in either case,
     so the tasks built are the same. `lm_eval run` imports `TaskManager` from `lm_eval.tasks`
     when it builds the index, and the stand-in is a subclass of it that passes lm-eval's own
     public `include_defaults=False`.
@@ -135,8 +163,8 @@ def _index_of(include_path: Any, tasks: Any) -> Iterator[None]:
     plain = names and not any(
         set(n) & set("*?[") or n.endswith(".yaml") or Path(n).exists() for n in names
     )
-    if not plain or not set(names) <= set(
-        original(include_path=include_path, include_defaults=False).all_tasks
+    if not plain or not _defined_in(
+        original(include_path=include_path, include_defaults=False).task_index, names
     ):
         yield
         return

@@ -97,10 +97,9 @@ class EmoBenchLM(HFLM):
         self.pretrained_name = loading.model_name(pretrained)
         self.gate = gate_for(self.pretrained_name)
         self.journal = Journal(journal) if journal else None
-        # Docs this process generated replies for and took from the journal, by doc key (lm-eval
-        # pads a short rank with copies of its last request); `replies`, summed over ranks, goes
-        # into the record: a resumed run's wall time covers only what it generated. Beside the
-        # record (two runs of one setting share theirs), the slowest rank's generation seconds.
+        # Docs generated and taken from the journal, by key (lm-eval pads a short rank with copies
+        # of its last request): summed over ranks into the record, as a resumed run's wall time
+        # covers only what it generated. Generation seconds go beside it: equal records per setting.
         self._done: dict[str, set[str]] = {"generated": set(), "from_journal": set()}
         self._unkeyed = 0
         self._seconds = 0.0

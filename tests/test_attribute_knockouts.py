@@ -19,6 +19,19 @@ from tests.helpers import emobench, last_line
 PLANTED = {"valence": [3, 70, 130, 200, 255], "arousal": [5, 6, 140]}
 
 
+def _plant(found: Path, out: Path, planted: dict[str, list[int]]) -> Path:
+    """A copy of a real artifact whose discovery masks name `planted`, and nothing else."""
+    shutil.copytree(found, out)
+    tensors = load_file(out / "tensors.safetensors")
+    meta = json.loads((out / "meta.json").read_text())
+    mask = torch.zeros_like(tensors["significant"])
+    for attribute, ids in planted.items():
+        mask[meta["attributes"].index(attribute), ids] = 1
+    tensors["significant"] = mask
+    save_file(tensors, out / "tensors.safetensors")
+    return out
+
+
 @pytest.fixture(scope="module")
 def planted(tiny_lm_factory, tmp_path_factory) -> tuple[object, Path]:
     """A real discovery on the tiny model (20 permutations: no discoveries of its own), with
@@ -28,15 +41,7 @@ def planted(tiny_lm_factory, tmp_path_factory) -> tuple[object, Path]:
     lm = tiny_lm_factory()
     found = tmp_path_factory.mktemp("attributes") / "found"
     discover_attributes(lm.model, lm.tokenizer, "tiny", found, permutations=20, batch_size=16)
-    out = found.parent / "planted"
-    shutil.copytree(found, out)
-    tensors = load_file(out / "tensors.safetensors")
-    meta = json.loads((out / "meta.json").read_text())
-    mask = torch.zeros_like(tensors["significant"])
-    for attribute, ids in PLANTED.items():
-        mask[meta["attributes"].index(attribute), ids] = 1
-    tensors["significant"] = mask
-    save_file(tensors, out / "tensors.safetensors")
+    out = _plant(found, found.parent / "planted", PLANTED)
     return lm, out
 
 
@@ -50,7 +55,19 @@ def test_ablate_zeroes_every_discovery_and_its_control_keeps_the_layers(planted)
     drawn = control.chosen(lm.model)
     assert {k: len(v) for k, v in drawn.items()} == {0: 2, 1: 3}
     assert not set(drawn[0]) & {3, 70} and not set(drawn[1]) & {2, 72, 127}
-    assert ctrl.spec()["effective"]["discoveries"] is True
+    assert ctrl.spec()["effective"] == {
+        "attribute": "valence",
+        "top": None,
+        "discoveries": True,
+        "random": None,
+    }
+    # 100 of layer 0's 128 neurons leave too few others for a control of the same size.
+    crowded_dir = _plant(path, path.parent / "crowded", {"control": list(range(100))})
+    crowded = create_controller(
+        "ablate", attribute="control", discoveries="true", random=1, artifact=crowded_dir
+    )
+    with pytest.raises(EmoBenchError, match="layer 0 has 100 of the set's 128 neurons"):
+        crowded.chosen(lm.model)
     none = create_controller("ablate", attribute="fear-face", discoveries="true", artifact=path)
     with pytest.raises(EmoBenchError, match=r"'fear-face' has no discoveries in .*top=N"):
         none.chosen(lm.model)
@@ -75,6 +92,8 @@ def test_the_analysis_of_discoveries_leaves_out_the_attributes_without_any(
         "valence": 5,
         "arousal": 3,
     }
+    assert all(r["significant_in_top"] is None for r in result["attributes"].values())
+    assert result["top"] is None
     assert result["without_discoveries"] == [a for a in meta["attributes"] if a not in PLANTED]
     assert result["importance_vs_excess_drop"] == {"spearman": None, "p": None}  # two points
     summary = (tmp_path / "out" / "summary.md").read_text()

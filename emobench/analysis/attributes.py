@@ -175,16 +175,18 @@ def analyze_attributes(
             "random_gold_probability": float(p_rand.mean()),
             "wilcoxon_p": None if test is None else float(test.pvalue),
             # How many of the knocked-out neurons the discovery found significant (FDR).
-            "significant_in_top": _significant_in_top(tensors, meta, attribute, top),
+            "significant_in_top": None
+            if neurons == "discoveries"
+            else _significant_in_top(tensors, meta, attribute, top),
             "neurons": size,
         }
         rows[attribute]["excess_drop"] = rows[attribute]["drop"] - rows[attribute]["random_drop"]
     importance = meta["attribute_importance"]["values"]
     names = list(rows)
     excess = [rows[a]["excess_drop"] for a in names]
-    # Fewer than three attributes give no rank correlation worth a number.
+    # Fewer than four attributes give no rank correlation worth a number (three give p >= 0.33).
     rho, p_rho = math.nan, math.nan
-    if len(names) > 2:
+    if len(names) > 3:
         corr = spearmanr([importance[a] for a in names], excess)
         rho, p_rho = corr.statistic, corr.pvalue
     result = {
@@ -193,7 +195,7 @@ def analyze_attributes(
         "task": task,
         "docs": len(docs),
         "limit": limit,
-        "top": top,
+        "top": None if neurons == "discoveries" else top,
         "neurons": neurons,
         "without_discoveries": without if neurons == "discoveries" else [],
         "seeds": seeds,
