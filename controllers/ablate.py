@@ -24,7 +24,7 @@ import torch
 from emobench.controller import ArtifactController, whole_number
 from emobench.errors import EmoBenchError
 from emobench.hooks import hook_points, hooked
-from emobench.model_args import NO, YES
+from emobench.model_args import flag
 
 
 def parse_neurons(spec: str) -> list[tuple[int, int]]:
@@ -60,11 +60,7 @@ class AblateController(ArtifactController):
         artifact: str | None = None,
         discoveries: bool | str = False,
     ) -> None:
-        if str(discoveries).lower() not in (*YES, *NO):
-            raise EmoBenchError(
-                f"ablate: discoveries={discoveries!r}: give discoveries=true or discoveries=false"
-            )
-        self.discoveries = str(discoveries).lower() in YES
+        self.discoveries = flag("discoveries", discoveries, given_by="ablate:")
         if neurons not in (None, "") and attribute not in (None, ""):
             raise EmoBenchError(
                 "ablate: give attribute= (with top=, random=) or neurons=, not both"

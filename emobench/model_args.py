@@ -38,15 +38,16 @@ def parse_controller_args(raw: Any) -> dict[str, Any]:
     raise EmoBenchError(f"controller_args must be a JSON object, got {raw!r}")
 
 
-def flag(name: str, value: Any) -> bool:
-    """A yes/no model argument; anything else is refused, as a misspelt `off` must not mean on."""
+def flag(name: str, value: Any, given_by: str = "--model_args") -> bool:
+    """A yes/no argument (of the model, or of `given_by`, e.g. a controller); anything else is
+    refused, as a misspelt `off` must not mean on."""
     text = str(value).lower()
     if text in YES:
         return True
     if text in NO:
         return False
     raise EmoBenchError(
-        f"--model_args {name}={value}: not a yes/no value; use {name}=true or {name}=false"
+        f"{given_by} {name}={value}: not a yes/no value; use {name}=true or {name}=false"
     )
 
 

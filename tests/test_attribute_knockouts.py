@@ -73,7 +73,8 @@ def test_ablate_zeroes_every_discovery_and_its_control_keeps_the_layers(planted)
         none.chosen(lm.model)
     with pytest.raises(EmoBenchError, match="top=5 would be ignored"):
         create_controller("ablate", attribute="valence", discoveries=True, top=5, artifact=path)
-    with pytest.raises(EmoBenchError, match="discoveries='maybe': give discoveries=true"):
+    said = "ablate: discoveries=maybe: not a yes/no value; use discoveries=true"
+    with pytest.raises(EmoBenchError, match=said):
         create_controller("ablate", attribute="valence", discoveries="maybe", artifact=path)
 
 

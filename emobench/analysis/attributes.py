@@ -117,6 +117,7 @@ def analyze_attributes(
     out.mkdir(parents=True, exist_ok=True)
     if neurons not in NEURONS:
         raise EmoBenchError(f"--neurons {neurons}: one of {', '.join(NEURONS)}")
+    discoveries = neurons == "discoveries"
     started, done = time.perf_counter(), 0
 
     def run(what: str, controller: Controller) -> dict[int, tuple[float, bool]]:
@@ -135,7 +136,7 @@ def analyze_attributes(
     probe.chosen(lm.model)
     tensors, _ = probe.load_artifact(lm.model)  # read by chosen() above: not loaded again
     if not tested_by_permutations(meta):
-        if neurons == "discoveries":
+        if discoveries:
             raise EmoBenchError(f"--neurons discoveries: {artifact} was {STALE}")
         log.warning("%s was %s", artifact, STALE)
         tensors = {k: v for k, v in tensors.items() if k != "significant"}
@@ -150,8 +151,8 @@ def analyze_attributes(
     rows: dict[str, Any] = {}
     for attribute, size in sets.items():
         args = {"attribute": attribute, "artifact": str(artifact)}
-        args.update({"discoveries": "true"} if neurons == "discoveries" else {"top": top})
-        what = f"its {size} discoveries" if neurons == "discoveries" else f"its top {top}"
+        args.update({"discoveries": "true"} if discoveries else {"top": top})
+        what = f"its {size} discoveries" if discoveries else f"its top {top}"
         ablated = run(f"{attribute}: {what}", create_controller("ablate", **args))
         randoms = [
             run(
@@ -176,7 +177,7 @@ def analyze_attributes(
             "wilcoxon_p": None if test is None else float(test.pvalue),
             # How many of the knocked-out neurons the discovery found significant (FDR).
             "significant_in_top": None
-            if neurons == "discoveries"
+            if discoveries
             else _significant_in_top(tensors, meta, attribute, top),
             "neurons": size,
         }
@@ -195,9 +196,9 @@ def analyze_attributes(
         "task": task,
         "docs": len(docs),
         "limit": limit,
-        "top": None if neurons == "discoveries" else top,
+        "top": None if discoveries else top,
         "neurons": neurons,
-        "without_discoveries": without if neurons == "discoveries" else [],
+        "without_discoveries": without if discoveries else [],
         "seeds": seeds,
         "baseline_accuracy": _accuracy(base),
         "attributes": rows,
