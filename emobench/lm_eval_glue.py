@@ -110,11 +110,6 @@ def _scalar_table() -> Iterator[None]:
         lm_eval.utils.make_table = original
 
 
-def _named_tasks(tasks: Any) -> list[str]:
-    names = tasks.split(",") if isinstance(tasks, str) else list(tasks or [])
-    return [n.strip() for n in names if isinstance(n, str) and n.strip()]
-
-
 def _defined_in(index: dict[str, Any], names: list[Any]) -> bool:
     """Whether every name, and every member of every group reached from them, is defined in
     `index`: a group of the user's may list lm-eval's built-in tasks, which lm-eval would then
@@ -158,8 +153,10 @@ def _index_of(include_path: Any, tasks: Any) -> Iterator[None]:
     """
     from lm_eval import tasks as lm_tasks
 
+    from emobench.run import task_names
+
     original = lm_tasks.TaskManager
-    names = _named_tasks(tasks)
+    names = [n for n in task_names(tasks) if n] if tasks else []
     plain = names and not any(
         set(n) & set("*?[") or n.endswith(".yaml") or Path(n).exists() for n in names
     )

@@ -140,7 +140,7 @@ def analyze_attributes(
             raise EmoBenchError(f"--neurons discoveries: {artifact} was {STALE}")
         log.warning("%s was %s", artifact, STALE)
         tensors = {k: v for k, v in tensors.items() if k != "significant"}
-    sets = _neuron_sets(tensors, meta, neurons, top)
+    sets = _neuron_sets(tensors, meta, discoveries, top)
     without = [a for a in meta["attributes"] if a not in sets]
     if not sets:
         raise EmoBenchError(f"--neurons discoveries: no attribute has any in {artifact}")
@@ -242,10 +242,10 @@ def _plot(result: dict[str, Any], path: Path) -> None:
 
 
 def _neuron_sets(
-    tensors: dict[str, Any], meta: dict[str, Any], neurons: str, top: int
+    tensors: dict[str, Any], meta: dict[str, Any], discoveries: bool, top: int
 ) -> dict[str, int]:
     """{attribute: how many neurons its knock-out zeroes}, for the attributes that have any."""
-    if neurons == "top":
+    if not discoveries:
         return dict.fromkeys(meta["attributes"], top)
     counts = tensors["significant"].sum(dim=1).tolist()
     return {a: int(n) for a, n in zip(meta["attributes"], counts, strict=True) if n > 0}
